@@ -1,0 +1,1 @@
+"""Benchmarks: memory bandwidth (the roofline), kernels, conversion; more to come."""

@@ -1,0 +1,1 @@
+"""HF checkpoints to GGUF: streaming safetensors, architecture tables, vocab, quantizers."""

@@ -1,0 +1,194 @@
+"""``radlite <verb>``: the one command-line entry point.
+
+Each verb parses its flags here and calls a library function; a ``UserError`` from
+anywhere below ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import UserError
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _bytes_progress(description: str) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    )
+
+
+def _parse_size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        return int(float(t[: len(t) - len(unit)]) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4G, 512M)") from None
+
+
+# ------------------------------------------------------------------ synth
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth.models import checkpoint_bytes, get_spec, is_current, write_checkpoint
+
+    specs = [get_spec(name) for name in args.models]
+    outdir = Path(args.output)
+    for spec in specs:
+        target = outdir / spec.name
+        if not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size):
+            err.print(f"{target}: up to date (seed {args.seed}), skipped")
+            continue
+        total = checkpoint_bytes(spec, seed=args.seed)
+        with _bytes_progress(spec.name) as bar:
+            task = bar.add_task(f"synth {spec.name}", total=total)
+            write_checkpoint(spec, target, seed=args.seed, shard_bytes=args.shard_size,
+                             progress=lambda n: bar.advance(task, n))
+        err.print(f"{target}: {spec.arch} checkpoint, {total / 1e9:.3f} GB of bf16 weights")
+    return 0
+
+
+# ---------------------------------------------------------------- convert
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert.hf_to_gguf import convert_checkpoint
+
+    with _bytes_progress("convert") as bar:
+        task = bar.add_task(f"convert → {args.outtype}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = convert_checkpoint(Path(args.checkpoint), Path(args.output), outtype=args.outtype,
+                                    n_threads=args.threads, name=args.name, progress=progress)
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        for note in result.notes:
+            err.print(f"note: {note}")
+        types = ", ".join(f"{k} {v}" for k, v in sorted(result.types.items()))
+        out.print(f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors ({types}), "
+                  f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def summary_table(summary) -> Table:
+    table = Table(title=f"{summary.path.name}: {summary.arch}")
+    for col in ("type", "tensors", "params", "MiB", "share"):
+        table.add_column(col, justify="right" if col != "type" else "left")
+    total = sum(t["bytes"] for t in summary.by_type.values()) or 1
+    for name, row in sorted(summary.by_type.items(), key=lambda kv: -kv[1]["bytes"]):
+        table.add_row(name, str(row["tensors"]), f"{row['params']:,}", f"{row['bytes'] / 2**20:.2f}",
+                      f"{100 * row['bytes'] / total:.1f}%")
+    return table
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .convert.inspect_gguf import summarize
+
+    summary = summarize(Path(args.file))
+    if args.json:
+        out.print_json(json.dumps(summary.to_dict(), default=str))
+        return 0
+    md = summary.metadata
+    out.print(f"[bold]{summary.path}[/bold]")
+    out.print(f"architecture {summary.arch} · name {md.get('general.name')} · size label {md.get('general.size_label')}"
+              f" · file type {md.get('general.file_type')}")
+    out.print(f"{summary.n_tensors} tensors · {summary.n_params:,} parameters · {summary.file_bytes / 2**30:.3f} GiB"
+              f" · {summary.bits_per_weight:.2f} bits/weight")
+    meta = Table(title="metadata", show_header=False)
+    for key in sorted(md):
+        value = md[key]
+        if key == "tokenizer.chat_template":
+            value = f"<{len(str(value))} characters>"
+        meta.add_row(key, str(value))
+    out.print(meta)
+    out.print(summary_table(summary))
+    return 0
+
+
+# ------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.output), n_threads=args.threads, console=out)
+
+
+# ------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .convert.hf_to_gguf import conversion_outtypes
+    from .synth.models import SPECS
+
+    p = argparse.ArgumentParser(prog="radlite", description="RadLite Edge: radiology LMs from checkpoint to the edge")
+    p.add_argument("--version", action="version", version=f"radlite-edge {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("synth", help="write the embedded default models (tiny, or full-size random weights)")
+    s.add_argument("models", nargs="*", default=["tiny-qwen2", "tiny-qwen3"], choices=list(SPECS), metavar="MODEL",
+                   help=f"one or more of {', '.join(SPECS)} (default: the two tiny ones)")
+    s.add_argument("-o", "--output", default="models", help="directory to write MODEL/ folders into (default: models)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shard-size", type=_parse_size, default=None, help="split weights into shards of this size (4G)")
+    s.add_argument("--force", action="store_true", help="rewrite even if an identical checkpoint is there")
+    s.set_defaults(func=cmd_synth)
+
+    c = sub.add_parser("convert", help="convert an HF safetensors checkpoint to GGUF")
+    c.add_argument("checkpoint", help="HF checkpoint directory (config.json, tokenizer.json, *.safetensors)")
+    c.add_argument("-o", "--output", required=True, help="output FILE.gguf")
+    c.add_argument("--outtype", default="f16", choices=conversion_outtypes(), type=str.lower)
+    c.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
+    c.add_argument("--name", help="general.name in the GGUF (default: the checkpoint folder's name)")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=cmd_convert)
+
+    i = sub.add_parser("inspect", help="show a GGUF file's architecture, metadata and tensor types")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)
+
+    d = sub.add_parser("demo", help="the main job on the embedded default: synth → convert → inspect → generate")
+    d.add_argument("-o", "--output", default="runs/demo")
+    d.add_argument("-t", "--threads", type=int, default=min(4, os.cpu_count() or 1))
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserError as e:
+        err.print(f"radlite {args.verb}: error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; no partial output was kept", markup=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The embedded default: models and text made here, deterministically from a seed."""
