@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     s = sub.add_parser("synth", help="write the embedded default models (tiny, or full-size random weights)")
-    s.add_argument("models", nargs="*", default=["tiny-qwen2", "tiny-qwen3"], choices=list(SPECS), metavar="MODEL",
+    s.add_argument("models", nargs="*", default=["tiny-qwen2", "tiny-qwen3"], metavar="MODEL",
                    help=f"one or more of {', '.join(SPECS)} (default: the two tiny ones)")
     s.add_argument("-o", "--output", default="models", help="directory to write MODEL/ folders into (default: models)")
     s.add_argument("--seed", type=int, default=0)

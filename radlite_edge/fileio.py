@@ -13,6 +13,13 @@ from typing import Iterator
 from .errors import UserError
 
 
+def _default_mode(directory: bool) -> int:
+    # mkstemp/mkdtemp create owner-only entries; outputs get the usual umask-based mode
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def check_writable_dir(directory: Path, *, what: str = "output") -> None:
     """Fail early, before hours of work, if ``directory`` cannot take a new file."""
     if not directory.exists():
@@ -40,6 +47,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _default_mode(False))
     try:
         yield tmp
         os.replace(tmp, final)
@@ -54,6 +62,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     check_writable_dir(final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    os.chmod(tmp, _default_mode(True))
     try:
         yield tmp
         if final.exists():

@@ -1,0 +1,50 @@
+"""Shared fixtures: the tiny synthetic checkpoints and their GGUF conversions, made once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from radlite_edge.convert.hf_to_gguf import convert_checkpoint
+from radlite_edge.synth.models import SPECS, write_checkpoint
+
+TINY = ("tiny-qwen2", "tiny-qwen3")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(models_dir):
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = write_checkpoint(SPECS[name], models_dir / name, seed=0)
+        return made[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_checkpoint, models_dir):
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, outtype: str) -> Path:
+        key = (name, outtype)
+        if key not in made:
+            out = models_dir / f"{name}-{outtype}.gguf"
+            convert_checkpoint(tiny_checkpoint(name), out, outtype=outtype, n_threads=2)
+            made[key] = out
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def n_threads() -> int:
+    return min(2, os.cpu_count() or 1)
