@@ -20,8 +20,8 @@ from rich.table import Table
 from . import __version__
 from .errors import UserError
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _bytes_progress(description: str) -> Progress:

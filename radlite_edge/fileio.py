@@ -29,8 +29,14 @@ def check_writable_dir(directory: Path, *, what: str = "output") -> None:
             raise UserError(f"cannot create the {what} directory {directory}: {e.strerror}") from None
     if not directory.is_dir():
         raise UserError(f"{what} location {directory} is not a directory")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UserError(f"{what} directory {directory} is not writable: choose another path with -o")
+    # A real probe, not os.access: root passes permission checks but not a read-only
+    # or virtual file system.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".radlite-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{what} directory {directory} is not writable ({e.strerror}): choose another path with -o") from None
 
 
 @contextlib.contextmanager
