@@ -87,3 +87,15 @@ def test_bandwidth_probe_reports_each_repetition():
     assert all(0.5 < g < 10_000 for g in r.gbps)
     with pytest.raises(ValueError):
         bandwidth.measure("scale")
+
+
+def test_q8_0_rounding_at_every_half_way_point():
+    # a block whose max is 127 has scale d = 1, so each value is rounded as it is:
+    # every k + 0.5 in range and its float neighbours, against the reference's np_roundf
+    halves = np.arange(-127, 127, dtype=np.float32) + np.float32(0.5)
+    values = np.concatenate([halves, np.nextafter(halves, np.float32(-200)), np.nextafter(halves, np.float32(200)),
+                             np.float32([0.0, -0.0, 0.49999997, -0.49999997, 1e-30, -1e-30])])
+    values = values[np.abs(values) <= 127]
+    values = np.resize(values, (values.size + 30) // 31 * 31).reshape(-1, 31)
+    blocks = np.concatenate([np.full((values.shape[0], 1), 127, np.float32), values], axis=1)
+    assert np.array_equal(encode(blocks, QT.Q8_0, n_threads=1), reference_encode(blocks, QT.Q8_0).reshape(-1))

@@ -1,0 +1,55 @@
+# RadLite Edge: every target creates or reuses .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The llama.cpp behind the runtime: pinned once, in pyproject.toml.
+LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+SOURCES := pyproject.toml CMakeLists.txt bench/native/radlite_native.c
+
+.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert clean
+
+demo: $(VENV)/.runtime
+	$(BIN)/radlite demo
+
+test: $(VENV)/.test build/llama-cpp-src/.unpacked
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -m "not slow"
+
+install: $(VENV)/.runtime
+install-test: $(VENV)/.test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip "scikit-build-core>=0.10"
+
+# Runtime only (no torch): what a kiosk installs. llama-cpp-python compiles llama.cpp
+# from source the first time (a few minutes on 2 cores).
+$(VENV)/.runtime: $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install -q --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test: $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
+	touch $@ $(VENV)/.runtime
+
+# llama.cpp's own converter, from the llama-cpp-python source distribution: the
+# reference our converter is tested against byte for byte.
+llama-cpp-src: build/llama-cpp-src/.unpacked
+build/llama-cpp-src/.unpacked: pyproject.toml | $(BIN)/python
+	rm -rf build/llama-cpp-src build/sdist
+	$(BIN)/pip download -q --no-deps --no-binary :all: -d build/sdist "llama-cpp-python==$(LLAMA_CPP_PYTHON)"
+	mkdir -p build/llama-cpp-src
+	tar -xzf build/sdist/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C build/llama-cpp-src --strip-components=1
+	touch $@
+
+bench-kernels: $(VENV)/.test
+	$(BIN)/python -m radlite_edge.bench.quant_speed
+	$(BIN)/python -m pytest bench/bench_kernels.py --benchmark-enable -p no:cacheprovider -q
+
+bench-convert: $(VENV)/.test build/llama-cpp-src/.unpacked
+	$(BIN)/python -m radlite_edge.bench.convert_speed --reference build/llama-cpp-src/vendor/llama.cpp/convert_hf_to_gguf.py
+
+clean:
+	rm -rf build runs .pytest_cache
