@@ -21,10 +21,11 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as QT
 
+from radlite_edge import manifest
 from radlite_edge.errors import UserError
 from radlite_edge.fileio import atomic_path, check_writable_dir
 from radlite_edge.levels import Level, convert_levels, get_level
-from radlite_edge.safetensors_io import Checkpoint
+from radlite_edge.safetensors_io import DTYPES, Checkpoint
 
 from . import quants
 from .archs import Arch, arch_for_config, check_config, expected_tensor_names, hparam_values, permute_qk
@@ -161,7 +162,7 @@ class _StreamedTensor:
             data = quants.encode(rows, job.qtype, n_threads=self.n_threads)
             data.tofile(fout)
             written += data.nbytes
-            self.on_bytes(rows.size * (2 if ckpt.entries[job.hf_name].dtype != "F32" else 4))
+            self.on_bytes(rows.size * DTYPES[ckpt.entries[job.hf_name].dtype][0])
         if written != self.nbytes:
             raise RuntimeError(f"{job.gguf_name}: wrote {written} bytes, planned {self.nbytes}")
 
@@ -197,6 +198,7 @@ class ConvertResult:
     types: dict[str, int]
     notes: list[str]
     native: bool
+    skipped: bool = False
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "path": str(self.path)}
@@ -210,12 +212,22 @@ def convert_checkpoint(
     n_threads: int | None = None,
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> ConvertResult:
-    """Convert ``directory`` to the GGUF file ``out``; ``progress(done, total)`` in bytes read."""
+    """Convert ``directory`` to the GGUF file ``out``; ``progress(done, total)`` in bytes read.
+
+    An output whose manifest matches the inputs and parameters is kept (``skipped``)
+    unless ``force``.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     check_writable_dir(out.parent if str(out.parent) else Path("."))
     plan = plan_conversion(Path(directory), outtype)
+    inputs = manifest.identify(p for p in plan.directory.iterdir() if p.suffix in (".json", ".safetensors"))
+    params = {"outtype": plan.level.name, "name": name}
+    if not force and manifest.is_up_to_date(out, step="convert", inputs=inputs, params=params):
+        previous = manifest.load(out)["result"]
+        return ConvertResult(**{**previous, "path": out, "seconds": time.perf_counter() - t0, "skipped": True})
 
     writer = gguf.GGUFWriter(path=None, arch=plan.arch.gguf_name)
     _metadata(writer, plan, name)
@@ -243,11 +255,13 @@ def convert_checkpoint(
         finally:
             writer.close()
     types = Counter(j.qtype.name for j in plan.jobs)
-    return ConvertResult(
+    result = ConvertResult(
         path=out, level=plan.level.name, arch=plan.arch.name, n_tensors=len(plan.jobs), n_params=plan.n_params,
         bytes=out.stat().st_size, seconds=time.perf_counter() - t0, types=dict(types), notes=plan.notes,
         native=quants.has_native(),
     )
+    manifest.write(out, step="convert", inputs=inputs, params=params, seconds=result.seconds, result=result.to_dict())
+    return result
 
 
 def conversion_outtypes() -> Sequence[str]:

@@ -76,13 +76,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         result = convert_checkpoint(Path(args.checkpoint), Path(args.output), outtype=args.outtype,
-                                    n_threads=args.threads, name=args.name, progress=progress)
+                                    n_threads=args.threads, name=args.name, progress=progress, force=args.force)
     if args.json:
         out.print_json(json.dumps(result.to_dict()))
     else:
         for note in result.notes:
             err.print(f"note: {note}")
         types = ", ".join(f"{k} {v}" for k, v in sorted(result.types.items()))
+        if result.skipped:
+            err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
         out.print(f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors ({types}), "
                   f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
     return 0
@@ -138,11 +140,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- main
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported in one line like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .convert.hf_to_gguf import conversion_outtypes
     from .synth.models import SPECS
 
-    p = argparse.ArgumentParser(prog="radlite", description="RadLite Edge: radiology LMs from checkpoint to the edge")
+    p = _Parser(prog="radlite", description="RadLite Edge: radiology LMs from checkpoint to the edge")
     p.add_argument("--version", action="version", version=f"radlite-edge {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -161,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--outtype", default="f16", choices=conversion_outtypes(), type=str.lower)
     c.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
     c.add_argument("--name", help="general.name in the GGUF (default: the checkpoint folder's name)")
+    c.add_argument("--force", action="store_true", help="convert even if the output is up to date")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_convert)
 

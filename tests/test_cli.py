@@ -129,3 +129,28 @@ def test_console_script_end_to_end(tmp_path, tiny_checkpoint):
     assert out.is_file() and "Q4_0" in r.stdout
     r = subprocess.run([exe, "convert", str(tmp_path / "missing"), "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_convert_skips_an_up_to_date_output_and_redoes_a_changed_one(capsys, tmp_path, tiny_checkpoint):
+    ckpt = _copy(tiny_checkpoint("tiny-qwen2"), tmp_path / "ckpt")
+    out = tmp_path / "m.gguf"
+    assert _run(capsys, "convert", str(ckpt), "-o", str(out))[0] == 0
+    first = out.stat().st_mtime_ns
+    code, _, err = _run(capsys, "convert", str(ckpt), "-o", str(out))
+    assert code == 0 and "up to date" in err and out.stat().st_mtime_ns == first
+    # another outtype, or a changed input, is not up to date
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["rms_norm_eps"] = 1e-5
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    code, _, err = _run(capsys, "convert", str(ckpt), "-o", str(out))
+    assert code == 0 and "up to date" not in err and out.stat().st_mtime_ns != first
+    manifest = json.loads((tmp_path / "m.gguf.manifest.json").read_text())
+    assert manifest["params"]["outtype"] == "F16" and manifest["output"]["bytes"] == out.stat().st_size
+
+
+def test_usage_mistakes_are_one_line_too(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["convert", str(tmp_path), "-o", str(tmp_path / "x.gguf"), "--outtype", "q9_9"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "q9_9" in err

@@ -107,3 +107,24 @@ def test_streaming_keeps_peak_rss_far_below_checkpoint_size(tmp_path):
                             str(tmp_path / "mid.gguf"), "--outtype", "f16"])
     assert peak < 0.35 * size, f"peak RSS {peak / 1e9:.2f} GB for a {size / 1e9:.2f} GB checkpoint"
     assert (tmp_path / "mid.gguf").stat().st_size > 0.9 * size
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_f32_and_f16_checkpoints_saved_by_transformers(tmp_path, tiny_checkpoint, dtype):
+    """Checkpoints written by transformers' own save_pretrained in other dtypes convert exactly."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    src = tiny_checkpoint("tiny-qwen2")
+    model = transformers.AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype))
+    saved = tmp_path / dtype
+    model.save_pretrained(saved)
+    transformers.AutoTokenizer.from_pretrained(src).save_pretrained(saved)
+    out = tmp_path / f"{dtype}.gguf"
+    convert_checkpoint(saved, out, outtype="f32")
+    reader = gguf.GGUFReader(out)
+    state = {k: v.float().numpy() for k, v in model.state_dict().items()}
+    plan = plan_conversion(saved, "f32")
+    assert {j.gguf_name for j in plan.jobs} == {t.name for t in reader.tensors}
+    for job in plan.jobs:
+        t = next(t for t in reader.tensors if t.name == job.gguf_name)
+        assert np.array_equal(np.asarray(t.data).reshape(state[job.hf_name].shape), state[job.hf_name]), job.gguf_name
