@@ -28,8 +28,9 @@ def run_demo(outdir: Path, *, n_threads: int, console: Console) -> int:
 
     outdir.mkdir(parents=True, exist_ok=True)
     table = Table(title="RadLite Edge demo (tiny random models: the text is noise, the pipeline is real)")
-    for col in ("model", "level", "MiB", "bits/w", "convert s", "tok/s", "answer"):
-        table.add_column(col)
+    for col in ("model", "level", "MiB", "bits/w", "convert s", "tok/s"):
+        table.add_column(col, justify="left" if col in ("model", "level") else "right")
+    table.add_column("answer", no_wrap=True, overflow="ellipsis", max_width=48)
     for name in ("tiny-qwen2", "tiny-qwen3"):
         spec = SPECS[name]
         ckpt = outdir / name
