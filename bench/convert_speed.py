@@ -13,6 +13,7 @@ same checkpoint in the same session, side by side.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -29,17 +30,29 @@ from radlite_edge.results import Result, append_jsonl
 from radlite_edge.synth.models import SPECS, is_current, write_checkpoint
 
 
+# Run the command from a small launcher process and report the child's rusage. Measuring
+# from the benchmark (or a test) directly would count the parent's own memory: Python
+# starts children with vfork, and Linux charges the parent's high-water mark to a
+# vforked child's ru_maxrss. The launcher is ~10 MB, so that is the most it can add.
+_LAUNCHER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(p.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
+"""
+
+
 def run_measured(cmd: list[str]) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of one child process; raises if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr[-2000:]}")
-    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"launcher failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report["code"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({report['code']}): {proc.stderr[-2000:]}")
+    return wall, report["maxrss_kib"] * 1024  # Linux reports KiB
 
 
 def _ensure_checkpoint(models: Path, console: Console) -> Path:
