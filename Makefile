@@ -49,7 +49,7 @@ bench-kernels: $(VENV)/.test
 	$(BIN)/python -m pytest bench/bench_kernels.py --benchmark-enable -p no:cacheprovider -q
 
 bench-convert: $(VENV)/.test build/llama-cpp-src/.unpacked
-	$(BIN)/python -m radlite_edge.bench.convert_speed --reference build/llama-cpp-src/vendor/llama.cpp/convert_hf_to_gguf.py
+	$(BIN)/python -m radlite_edge.bench.convert_speed --with-llama-cpp
 
 clean:
 	rm -rf build runs .pytest_cache

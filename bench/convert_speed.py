@@ -1,7 +1,7 @@
 """Conversion cost: wall time and peak RSS of ``radlite convert`` per output type.
 
     python -m radlite_edge.bench.convert_speed [--checkpoint DIR] [--outtypes f16,q8_0] [-r 3]
-        [--reference /path/to/llama.cpp/convert_hf_to_gguf.py]
+        [--with-llama-cpp]
 
 Without ``--checkpoint`` it makes (once, cached under ``models/``) the full-size random
 checkpoint with the exact Qwen2.5-3B-Instruct shapes. Each conversion runs in its own
@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
+from radlite_edge.bench import llama_cpp_ref
 from radlite_edge.results import Result, append_jsonl
 from radlite_edge.synth.models import SPECS, is_current, write_checkpoint
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outtypes", default="f16,q8_0")
     ap.add_argument("-r", "--reps", type=int, default=2)
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--reference", type=Path, help="llama.cpp's convert_hf_to_gguf.py to run side by side")
+    ap.add_argument("--with-llama-cpp", action="store_true",
+                    help="run llama.cpp's convert_hf_to_gguf.py side by side (make llama-cpp-src)")
     ap.add_argument("--workdir", type=Path, default=None, help="where outputs go (deleted after each run)")
     ap.add_argument("--results", type=Path, default=Path("results/bench.jsonl"))
     args = ap.parse_args(argv)
@@ -85,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tools = [("radlite", lambda o, t: [sys.executable, "-m", "radlite_edge.cli", "convert", str(ckpt), "-o", str(o),
                                        "--outtype", t, "-t", str(args.threads)])]
-    if args.reference:
-        tools.append(("llama.cpp", lambda o, t: [sys.executable, str(args.reference), str(ckpt), "--outfile", str(o),
-                                                 "--outtype", t]))
+    if args.with_llama_cpp:
+        if llama_cpp_ref.find_source() is None:
+            console.print("llama.cpp source not found: run `make llama-cpp-src` first")
+            return 2
+        tools.append(("llama.cpp", lambda o, t: llama_cpp_ref.command(ckpt, o, t)))
     table = Table(title="HF checkpoint → GGUF (median of reps, ± sample stdev)")
     for col in ("tool", "outtype", "wall s", "peak RSS GiB", "GiB out"):
         table.add_column(col)

@@ -41,8 +41,11 @@ class ModelSpec:
 SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("tiny-qwen2", "qwen2", 64, 2, 4, 2, 16, 128, None, 2048, 1_000_000.0, True, True),
-        ModelSpec("tiny-qwen3", "qwen3", 64, 2, 4, 2, 32, 128, None, 2048, 1_000_000.0, False, True),
+        # Tiny, but every matrix row is a multiple of 256 so that llama.cpp's K-quants and
+        # IQ types apply to them as they do to the real models (no fallback types).
+        ModelSpec("tiny-qwen2", "qwen2", 256, 2, 4, 2, 64, 512, None, 2048, 1_000_000.0, True, True),
+        # Qwen3-style attention wider than the residual stream (8 x 64 = 512 > 256), like Qwen3-4B.
+        ModelSpec("tiny-qwen3", "qwen3", 256, 2, 8, 4, 64, 512, None, 2048, 1_000_000.0, False, True),
         # The exact shapes of Qwen2.5-3B-Instruct and Qwen3-4B.
         ModelSpec("qwen2.5-3b", "qwen2", 2048, 36, 16, 2, 128, 11008, 151936, 32768, 1_000_000.0, True, False),
         ModelSpec("qwen3-4b", "qwen3", 2560, 36, 32, 8, 128, 9728, 151936, 40960, 1_000_000.0, True, False),
