@@ -29,6 +29,7 @@ from radlite_edge.safetensors_io import DTYPES, Checkpoint
 
 from . import quants
 from .archs import Arch, arch_for_config, check_config, expected_tensor_names, hparam_values, permute_qk
+from .lora import LoraAdapter, MergedCheckpoint
 from .vocab import add_vocab
 
 SLAB_ELEMENTS = 1 << 23  # 8M values per slab: 32 MB as float32
@@ -54,7 +55,7 @@ class ConvertPlan:
     config: dict
     arch: Arch
     level: Level
-    checkpoint: Checkpoint
+    checkpoint: Checkpoint | MergedCheckpoint
     jobs: list[TensorJob]
     notes: list[str] = field(default_factory=list)
 
@@ -94,8 +95,11 @@ def _tensor_type(gguf_name: str, shape: tuple[int, ...], level: Level, notes: li
     return level.tensor_type
 
 
-def plan_conversion(directory: Path, outtype: str) -> ConvertPlan:
-    """Read config, tokenizer presence and tensor headers; decide every output tensor."""
+def plan_conversion(directory: Path, outtype: str, *, adapter: Path | None = None) -> ConvertPlan:
+    """Read config, tokenizer presence and tensor headers; decide every output tensor.
+
+    With ``adapter`` (a peft LoRA folder) the weights are read merged with it.
+    """
     directory = Path(directory)
     level = get_level(outtype)
     if level.maker != "gguf":
@@ -104,7 +108,9 @@ def plan_conversion(directory: Path, outtype: str) -> ConvertPlan:
     config = load_config(directory)
     arch = arch_for_config(config, source=str(directory / "config.json"))
     check_config(arch, config, source=str(directory / "config.json"))
-    ckpt = Checkpoint(directory)
+    ckpt: Checkpoint | MergedCheckpoint = Checkpoint(directory)
+    if adapter is not None:
+        ckpt = MergedCheckpoint(ckpt, LoraAdapter(Path(adapter)))
     n_blocks = int(config["num_hidden_layers"])
     tied = bool(config.get("tie_word_embeddings", False))
     tmap = gguf.get_tensor_name_map(arch.arch, n_blocks)
@@ -213,6 +219,7 @@ def convert_checkpoint(
     name: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
+    adapter: Path | None = None,
 ) -> ConvertResult:
     """Convert ``directory`` to the GGUF file ``out``; ``progress(done, total)`` in bytes read.
 
@@ -222,9 +229,10 @@ def convert_checkpoint(
     t0 = time.perf_counter()
     out = Path(out)
     check_writable_dir(out.parent if str(out.parent) else Path("."))
-    plan = plan_conversion(Path(directory), outtype)
-    inputs = manifest.identify(p for p in plan.directory.iterdir() if p.suffix in (".json", ".safetensors"))
-    params = {"outtype": plan.level.name, "name": name}
+    plan = plan_conversion(Path(directory), outtype, adapter=adapter)
+    sources = [plan.directory] + ([Path(adapter)] if adapter is not None else [])
+    inputs = manifest.identify(p for d in sources for p in d.iterdir() if p.suffix in (".json", ".safetensors"))
+    params = {"outtype": plan.level.name, "name": name, "adapter": adapter is not None}
     if not force and manifest.is_up_to_date(out, step="convert", inputs=inputs, params=params):
         previous = manifest.load(out)["result"]
         return ConvertResult(**{**previous, "path": out, "seconds": time.perf_counter() - t0, "skipped": True})

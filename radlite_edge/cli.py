@@ -49,6 +49,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     specs = [get_spec(name) for name in args.models]
     outdir = Path(args.output)
+    if args.adapter:
+        return _synth_adapters(specs, outdir, args)
     for spec in specs:
         target = outdir / spec.name
         if not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size):
@@ -60,6 +62,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
             write_checkpoint(spec, target, seed=args.seed, shard_bytes=args.shard_size,
                              progress=lambda n: bar.advance(task, n))
         err.print(f"{target}: {spec.arch} checkpoint, {total / 1e9:.3f} GB of bf16 weights")
+    return 0
+
+
+def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> int:
+    from .synth.adapters import adapter_plan, write_adapter
+    from .synth.models import vocab_size_of
+
+    for spec in specs:
+        vocab = vocab_size_of(spec, seed=args.seed)
+        target = outdir / f"{spec.name}-lora-r{args.rank}"
+        total = sum(4 * (a[0] * a[1] + b[0] * b[1]) for _, a, b in adapter_plan(spec, vocab, rank=args.rank))
+        with _bytes_progress(spec.name) as bar:
+            task = bar.add_task(f"adapter {spec.name}", total=total)
+            write_adapter(spec, vocab, target, rank=args.rank, alpha=args.alpha, use_rslora=args.rslora,
+                          seed=args.seed, progress=lambda n: bar.advance(task, n))
+        err.print(f"{target}: LoRA r={args.rank} alpha={args.alpha:g} on the 7 projections, {total / 1e6:.1f} MB")
     return 0
 
 
@@ -76,7 +94,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total)
 
         result = convert_checkpoint(Path(args.checkpoint), Path(args.output), outtype=args.outtype,
-                                    n_threads=args.threads, name=args.name, progress=progress, force=args.force)
+                                    n_threads=args.threads, name=args.name, progress=progress, force=args.force,
+                                    adapter=Path(args.adapter) if args.adapter else None)
     if args.json:
         out.print_json(json.dumps(result.to_dict()))
     else:
@@ -87,6 +106,37 @@ def cmd_convert(args: argparse.Namespace) -> int:
             err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
         out.print(f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors ({types}), "
                   f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------ LoRA merge
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .convert.merge import merge_checkpoint
+
+    with _bytes_progress("merge") as bar:
+        task = bar.add_task("merge", total=None)
+        result = merge_checkpoint(Path(args.base), Path(args.adapter), Path(args.output), dtype=args.dtype,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        out.print(f"{result.path}: {result.n_merged} LoRA pairs merged, {result.n_replaced} modules replaced, "
+                  f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
+    return 0
+
+
+def cmd_export_lora(args: argparse.Namespace) -> int:
+    from .convert.lora_gguf import export_lora
+
+    result = export_lora(Path(args.adapter), Path(args.base), Path(args.output), outtype=args.outtype)
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        folded = f", {result.rescaled} with their scale folded into B" if result.rescaled else ""
+        out.print(f"{result.path}: GGUF LoRA, {result.n_pairs} pairs (alpha {result.alpha:g}{folded}), "
+                  f"{result.bytes / 1e6:.1f} MB")
     return 0
 
 
@@ -162,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--shard-size", type=_parse_size, default=None, help="split weights into shards of this size (4G)")
     s.add_argument("--force", action="store_true", help="rewrite even if an identical checkpoint is there")
+    s.add_argument("--adapter", action="store_true",
+                   help="write a random peft LoRA adapter for each MODEL instead (to DIR/MODEL-lora-rR)")
+    s.add_argument("--rank", type=int, default=64, help="adapter rank (default 64, as RadLite)")
+    s.add_argument("--alpha", type=float, default=128.0, help="adapter lora_alpha (default 128, as RadLite)")
+    s.add_argument("--rslora", action="store_true", help="mark the adapter use_rslora (scale alpha/sqrt(r))")
     s.set_defaults(func=cmd_synth)
 
     c = sub.add_parser("convert", help="convert an HF safetensors checkpoint to GGUF")
@@ -170,9 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--outtype", default="f16", choices=conversion_outtypes(), type=str.lower)
     c.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
     c.add_argument("--name", help="general.name in the GGUF (default: the checkpoint folder's name)")
+    c.add_argument("--adapter", help="peft LoRA adapter folder to merge while converting (no merged copy on disk)")
     c.add_argument("--force", action="store_true", help="convert even if the output is up to date")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_convert)
+
+    m = sub.add_parser("merge", help="merge a peft LoRA adapter into its base checkpoint (no torch needed)")
+    m.add_argument("--base", required=True, help="base HF checkpoint directory")
+    m.add_argument("--adapter", required=True, help="peft adapter directory (adapter_config.json + safetensors)")
+    m.add_argument("-o", "--output", required=True, help="merged checkpoint directory to write")
+    m.add_argument("--dtype", choices=["f32", "f16", "bf16"], help="stored dtype (default: the base's)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_merge)
+
+    x = sub.add_parser("export-lora", help="write a peft LoRA adapter as a GGUF LoRA for llama.cpp")
+    x.add_argument("adapter", help="peft adapter directory")
+    x.add_argument("--base", required=True, help="the base HF checkpoint it was trained on")
+    x.add_argument("-o", "--output", required=True, help="output adapter.gguf")
+    x.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"], type=str.lower)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=cmd_export_lora)
 
     i = sub.add_parser("inspect", help="show a GGUF file's architecture, metadata and tensor types")
     i.add_argument("file")

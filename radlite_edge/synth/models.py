@@ -56,6 +56,10 @@ _HF_CLASS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _SLAB_ELEMENTS = 1 << 24  # 16M values: 64 MB of float32 at a time
 
 
+def _pad64(n: int) -> int:
+    return -(-n // 64) * 64
+
+
 def get_spec(name: str) -> ModelSpec:
     if name not in SPECS:
         raise UserError(f"unknown synthetic model {name!r}: choose one of {', '.join(SPECS)}")
@@ -152,7 +156,7 @@ def write_checkpoint(
     large models; ``progress`` is called with the bytes written after each slab.
     """
     tok = train_tokenizer(seed=seed)
-    vocab_size = spec.vocab_size or -(-tok.get_vocab_size() // 64) * 64
+    vocab_size = spec.vocab_size or _pad64(tok.get_vocab_size())
     if vocab_size < tok.get_vocab_size():
         raise ValueError(f"{spec.name}: vocab_size {vocab_size} is below the tokenizer's {tok.get_vocab_size()}")
     plan = tensor_plan(spec, vocab_size)
@@ -193,9 +197,13 @@ def write_checkpoint(
     return out_dir
 
 
+def vocab_size_of(spec: ModelSpec, *, seed: int = 0) -> int:
+    """The model's vocabulary: fixed for full-size shapes, the tokenizer's padded to 64 for tiny ones."""
+    return spec.vocab_size or _pad64(train_tokenizer(seed=seed).get_vocab_size())
+
+
 def checkpoint_bytes(spec: ModelSpec, *, seed: int = 0) -> int:
-    vocab = spec.vocab_size or -(-train_tokenizer(seed=seed).get_vocab_size() // 64) * 64
-    return sum(int(np.prod(shape)) * 2 for _, shape, _ in tensor_plan(spec, vocab))
+    return sum(int(np.prod(shape)) * 2 for _, shape, _ in tensor_plan(spec, vocab_size_of(spec, seed=seed)))
 
 
 def is_current(out_dir: Path, spec: ModelSpec, *, seed: int, shard_bytes: int | None) -> bool:

@@ -1,0 +1,103 @@
+"""``radlite export-lora``: a peft adapter as a GGUF LoRA that llama.cpp applies at run time.
+
+One base GGUF can then serve several task adapters (llama-cpp-python ``lora_path``).
+The file is what llama.cpp's ``convert_lora_to_gguf.py`` writes (general.type adapter,
+adapter.type lora, adapter.lora.alpha, ``<weight>.lora_a`` / ``.lora_b`` under the GGUF
+tensor names), with one addition: llama.cpp applies ``alpha / rank`` with a single global
+alpha, so a module whose peft scale differs from that (rsLoRA, ``alpha_pattern``,
+``rank_pattern``) has the ratio folded into its B. A plain adapter is written unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+from gguf import GGMLQuantizationType as QT
+
+from radlite_edge.errors import UserError
+from radlite_edge.fileio import atomic_path, check_writable_dir
+from radlite_edge.levels import get_level
+from radlite_edge.safetensors_io import Checkpoint
+
+from . import quants
+from .archs import arch_for_config
+from .hf_to_gguf import load_config
+from .lora import LoraAdapter
+
+EXPORT_TYPES = ("f32", "f16", "bf16", "q8_0")  # as llama.cpp's LoRA converter offers
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    n_pairs: int
+    alpha: float
+    rescaled: int  # pairs whose B carries a folded scale
+    bytes: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = "f32") -> ExportResult:
+    t0 = time.perf_counter()
+    out = Path(out)
+    if outtype.lower() not in EXPORT_TYPES:
+        raise UserError(f"--outtype {outtype}: a GGUF LoRA is written as one of {', '.join(EXPORT_TYPES)}")
+    level = get_level(outtype)
+    check_writable_dir(out.parent if str(out.parent) else Path("."))
+    config = load_config(Path(base_dir))
+    arch = arch_for_config(config, source=str(Path(base_dir) / "config.json"))
+    base = Checkpoint(Path(base_dir))
+    adapter = LoraAdapter(Path(adapter_dir))
+    adapter.check_against(base)
+    if adapter.replaced:
+        raise UserError(f"{adapter_dir}: modules_to_save ({', '.join(sorted(adapter.replaced))}) cannot be applied by "
+                        "llama.cpp as a LoRA; merge instead (radlite merge, or radlite convert --adapter)")
+    if adapter.config.fan_in_fan_out:
+        raise UserError(f"{adapter_dir}: fan_in_fan_out adapters are not exported as GGUF LoRA; merge instead")
+
+    tmap = gguf.get_tensor_name_map(arch.arch, int(config["num_hidden_layers"]))
+    alpha = adapter.config.lora_alpha
+    writer = gguf.GGUFWriter(path=None, arch=arch.gguf_name)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    writer.add_name(Path(adapter_dir).resolve().name)
+
+    tensors: list[tuple[str, np.ndarray]] = []
+    rescaled = 0
+    for weight, pair in sorted(adapter.pairs.items()):
+        gguf_name = tmap.get_name(weight, try_suffixes=(".weight",))
+        if gguf_name is None:
+            raise UserError(f"{adapter_dir}: {pair.module} has no place in a {arch.name} GGUF")
+        if arch.permute_qk and gguf_name.endswith(("attn_q.weight", "attn_k.weight")):
+            raise UserError(f"{adapter_dir}: LoRA on llama q/k projections needs their rows permuted; merge instead")
+        a = adapter.tensors.read_f32(pair.a)
+        b = adapter.tensors.read_f32(pair.b)
+        llama_scale = alpha / pair.rank
+        if pair.scale != llama_scale:
+            b = b * np.float32(pair.scale / llama_scale)
+            rescaled += 1
+        tensors += [(gguf_name + ".lora_a", a), (gguf_name + ".lora_b", b)]
+
+    for name, data in tensors:
+        qtype = level.tensor_type if quants.can_encode(data.shape, level.tensor_type) else QT.F16
+        encoded = quants.encode(data, qtype)
+        writer.add_tensor(name, encoded, raw_shape=data.shape if encoded.dtype == np.uint8 else None,
+                          raw_dtype=qtype if encoded.dtype == np.uint8 else None)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+    with atomic_path(out) as tmp:
+        try:
+            writer.write_header_to_file(path=tmp)
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
+    return ExportResult(out, len(adapter.pairs), alpha, rescaled, out.stat().st_size, time.perf_counter() - t0)

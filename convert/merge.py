@@ -1,0 +1,114 @@
+"""``radlite merge``: base checkpoint + peft LoRA adapter -> merged HF checkpoint.
+
+The output keeps the base's layout (shards, index, tensor order and dtypes) and copies
+its config and tokenizer files, so every tool that loads the base loads the merge. Each
+weight is merged in float32 slab by slab and rounded once to its stored dtype; memory
+stays at a few slabs whatever the model size.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from radlite_edge.errors import UserError
+from radlite_edge.fileio import atomic_dir
+from radlite_edge.safetensors_io import INDEX_NAME, Checkpoint, PlannedTensor, SafetensorsWriter, f32_to_bf16_bits
+
+from .lora import LoraAdapter, MergedCheckpoint
+
+SLAB_ELEMENTS = 1 << 23
+
+
+@dataclass
+class MergeResult:
+    path: Path
+    n_tensors: int
+    n_merged: int
+    n_replaced: int
+    bytes: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def _encode(rows: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "BF16":
+        return f32_to_bf16_bits(rows)
+    if dtype == "F16":
+        return rows.astype(np.float16)
+    return rows.astype(np.float32, copy=False)
+
+
+def _shard_layout(base: Checkpoint) -> list[tuple[str, list[str]]]:
+    """(file name, tensor names in data order) for every base weight file; the index
+    file, copied as is, then still names the right shard for every tensor."""
+    files: dict[Path, list[str]] = {}
+    for name, entry in base.entries.items():
+        files.setdefault(entry.path, []).append(name)
+    return [(path.name, sorted(names, key=lambda n: base.entries[n].offset)) for path, names in sorted(files.items())]
+
+
+def merge_checkpoint(
+    base_dir: Path,
+    adapter_dir: Path,
+    out_dir: Path,
+    *,
+    dtype: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> MergeResult:
+    """Write ``out_dir``; ``dtype`` (F32, F16, BF16) overrides the base's stored dtype."""
+    t0 = time.perf_counter()
+    if dtype is not None and dtype.upper() not in ("F32", "F16", "BF16"):
+        raise UserError(f"--dtype {dtype}: choose f32, f16 or bf16")
+    base_dir, out_dir = Path(base_dir), Path(out_dir)
+    if out_dir.resolve() in (base_dir.resolve(), Path(adapter_dir).resolve()):
+        raise UserError(f"output {out_dir} would overwrite an input: choose another -o")
+    if not (base_dir / "config.json").is_file():
+        raise UserError(f"{base_dir}: no config.json (give the base HF checkpoint folder)")
+    base = Checkpoint(base_dir)
+    adapter = LoraAdapter(Path(adapter_dir))
+    merged = MergedCheckpoint(base, adapter)
+    total = sum(e.nbytes for e in base.entries.values())
+    done = written = 0
+    with atomic_dir(out_dir) as tmp:
+        for extra in sorted(base_dir.iterdir()):
+            # our own records (radlite_*.json, manifests) describe the base, not the merge
+            if extra.is_file() and extra.suffix != ".safetensors" and not extra.name.startswith("radlite_") \
+                    and not extra.name.endswith(".manifest.json"):
+                shutil.copy2(extra, tmp / extra.name)
+        if dtype:  # the config states the stored dtype
+            cfg = json.loads((tmp / "config.json").read_text())
+            cfg["torch_dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype.upper()]
+            (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        for fname, names in _shard_layout(base):
+            out_dtype = {n: dtype.upper() if dtype else base.entries[n].dtype for n in names}
+            plan = [PlannedTensor(n, out_dtype[n], base.entries[n].shape) for n in names]
+            written += sum(t.nbytes for t in plan)
+            with SafetensorsWriter(tmp / fname, plan) as w:
+                for name in names:
+                    for start, stop in merged.row_slabs(name, SLAB_ELEMENTS):
+                        w.write(_encode(merged.read_f32(name, start, stop), out_dtype[name]).reshape(-1))
+                    done += base.entries[name].nbytes
+                    if progress:
+                        progress(done, total)
+        index = tmp / INDEX_NAME
+        if index.is_file():  # sizes change with --dtype
+            data = json.loads(index.read_text())
+            data.setdefault("metadata", {})["total_size"] = written
+            index.write_text(json.dumps(data, indent=2) + "\n")
+        (tmp / "radlite_merge.json").write_text(json.dumps({
+            "base": str(base_dir), "adapter": str(adapter_dir), "merged_modules": len(adapter.pairs),
+            "replaced": sorted(adapter.replaced), "r": adapter.config.r, "lora_alpha": adapter.config.lora_alpha,
+            "use_rslora": adapter.config.use_rslora,
+        }, indent=2) + "\n")
+    result = MergeResult(out_dir, len(base.entries), len(adapter.pairs), len(adapter.replaced),
+                         sum(f.stat().st_size for f in out_dir.glob("*.safetensors")), time.perf_counter() - t0)
+    return result

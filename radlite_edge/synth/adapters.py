@@ -1,0 +1,76 @@
+"""Synthetic peft LoRA adapters of the paper's shape, for tests and benchmarks.
+
+RadLite trains r=64, alpha=128, dropout 0.05 on all 7 projections. peft starts B at zero;
+here both A and B are random (seeded per tensor) so that a merge visibly changes every
+targeted weight. Files are what peft's ``save_pretrained`` writes: adapter_config.json
+and adapter_model.safetensors with float32 ``base_model.model.<module>.lora_{A,B}.weight``.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..fileio import atomic_dir
+from ..safetensors_io import PlannedTensor, SafetensorsWriter
+from .models import ModelSpec, tensor_plan
+
+PAPER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_SLAB = 1 << 22
+
+
+def adapter_plan(spec: ModelSpec, vocab_size: int, *, rank: int,
+                 targets: tuple[str, ...] = PAPER_TARGETS) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """(module, A shape, B shape) for every targeted linear of ``spec``."""
+    out = []
+    for name, shape, _ in tensor_plan(spec, vocab_size):
+        module = name.removesuffix(".weight")
+        if name.endswith(".weight") and module.rsplit(".", 1)[-1] in targets:
+            out.append((module, (rank, shape[1]), (shape[0], rank)))
+    return out
+
+
+def write_adapter(
+    spec: ModelSpec,
+    vocab_size: int,
+    out_dir: Path,
+    *,
+    rank: int = 64,
+    alpha: float = 128.0,
+    use_rslora: bool = False,
+    seed: int = 0,
+    base_name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    plan = adapter_plan(spec, vocab_size, rank=rank)
+    tensors: list[PlannedTensor] = []
+    for module, a_shape, b_shape in plan:
+        tensors.append(PlannedTensor(f"base_model.model.{module}.lora_A.weight", "F32", a_shape))
+        tensors.append(PlannedTensor(f"base_model.model.{module}.lora_B.weight", "F32", b_shape))
+    tensors.sort(key=lambda t: t.name)  # peft's files list tensors by name
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_name or spec.name,
+        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.05, "use_rslora": use_rslora,
+        "target_modules": list(PAPER_TARGETS), "fan_in_fan_out": False, "bias": "none", "use_dora": False,
+        "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {}, "inference_mode": True,
+        "init_lora_weights": True, "layers_to_transform": None, "layers_pattern": None,
+    }
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        with SafetensorsWriter(tmp / "adapter_model.safetensors", tensors, {"format": "pt"}) as w:
+            for t in tensors:
+                rng = np.random.default_rng([seed, zlib.crc32(t.name.encode())])
+                # A like peft's Kaiming init (fan-in scaled); B small but non-zero
+                std = t.shape[1] ** -0.5 if ".lora_A." in t.name else 0.02
+                left = t.shape[0] * t.shape[1]
+                while left:
+                    n = min(left, _SLAB)
+                    w.write(rng.standard_normal(n, dtype=np.float32) * np.float32(std))
+                    left -= n
+                    if progress:
+                        progress(n * 4)
+    return out_dir
