@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 SOURCES := pyproject.toml CMakeLists.txt bench/native/radlite_native.c
 
-.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert clean
+.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/radlite demo
@@ -50,6 +50,9 @@ bench-kernels: $(VENV)/.test
 
 bench-convert: $(VENV)/.test build/llama-cpp-src/.unpacked
 	$(BIN)/python -m radlite_edge.bench.convert_speed --with-llama-cpp
+
+bench-merge: $(VENV)/.test
+	$(BIN)/python -m radlite_edge.bench.merge_speed
 
 clean:
 	rm -rf build runs .pytest_cache
