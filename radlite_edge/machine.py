@@ -6,6 +6,7 @@ import functools
 import os
 import platform
 from importlib import metadata
+from pathlib import Path
 
 
 def _cpu_model() -> str:
@@ -47,13 +48,39 @@ def describe() -> dict[str, object]:
     try:
         import llama_cpp
 
-        info["llama_cpp_system_info"] = llama_cpp.llama_print_system_info().decode().strip(" |")
+        system_info = llama_cpp.llama_print_system_info().decode().strip(" |")
+        info["llama_cpp_system_info"] = system_info
+        info["llama_cpp_features"] = llama_cpp_features(system_info)
+        info["ggml"] = _ggml_version(llama_cpp)
     except Exception as e:  # the report must still print on a broken install
         info["llama_cpp_system_info"] = f"unavailable: {e}"
     return info
 
 
+def llama_cpp_features(system_info: str) -> list[str]:
+    """What llama.cpp was built to use (SIMD sets, OpenMP, repacking), from its system_info ("AVX2 = 1 | ...")."""
+    features = []
+    for item in system_info.replace("CPU :", "|").split("|"):
+        name, _, flag = item.partition("=")
+        if flag.strip() == "1":
+            features.append(name.strip())
+    return features
+
+
+def _ggml_version(llama_cpp) -> str | None:
+    """The llama.cpp (ggml) release and commit behind llama-cpp-python, e.g. ``0.25.3 (0c1e570)``."""
+    import ctypes
+
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        if (lib / name).exists():
+            base = ctypes.CDLL(str(lib / name))
+            base.ggml_version.restype = base.ggml_commit.restype = ctypes.c_char_p
+            return f"{base.ggml_version().decode()} ({base.ggml_commit().decode()})"
+    return None
+
+
 def one_line() -> str:
     d = describe()
     return (f"{d['cpu']} · {d['usable_cpus']} CPUs · {d['ram_gib']} GiB · {d['os']} · "
-            f"llama-cpp-python {d['llama_cpp_python']} · gguf {d['gguf']}")
+            f"llama-cpp-python {d['llama_cpp_python']} · ggml {d.get('ggml')} · gguf {d['gguf']}")

@@ -25,12 +25,19 @@ class Result:
     params: dict[str, object] = field(default_factory=dict)
     machine: dict[str, object] = field(default_factory=machine.describe)
     time: float = field(default_factory=time.time)
+    stat: str = "median"  # what ``value`` is of the n figures: "median" or "mean"
+    samples: list[float] | None = None  # the raw figures, where a benchmark keeps them (llama-bench does)
 
     @classmethod
-    def from_samples(cls, samples: Sequence[float], **kwargs) -> "Result":
-        """Median of the samples, their stdev as spread, n = len(samples)."""
+    def from_samples(cls, samples: Sequence[float], *, stat: str = "median", keep: bool = False,
+                     **kwargs) -> "Result":
+        """``stat`` (median or mean) of the samples, their stdev as spread, n = len(samples)."""
+        if stat not in ("median", "mean"):
+            raise ValueError(f"stat must be median or mean, not {stat!r}")
         spread = statistics.stdev(samples) if len(samples) > 1 else None
-        return cls(value=statistics.median(samples), n=len(samples), spread=spread, **kwargs)
+        value = statistics.median(samples) if stat == "median" else statistics.fmean(samples)
+        return cls(value=value, n=len(samples), spread=spread, stat=stat,
+                   samples=[float(x) for x in samples] if keep else None, **kwargs)
 
 
 def append_jsonl(path: Path, results: Sequence[Result]) -> None:
