@@ -1,0 +1,177 @@
+"""The 9 RadLite tasks: one entry each, the only place a prompt or a metric is stated.
+
+Training data formatting, evaluation, the runtime and the benchmarks all read this. The
+prompt is the paper's ChatML: the shared system prompt, then a user turn that begins with
+``[TASK: <name>]``, the task's instruction, and the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from . import metrics, parsers
+from .constraint import OutputLanguage
+from .labels import (
+    CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NER_TYPES, NLI_LABELS, RADS_LABELS,
+)
+from .samples import Sample
+
+SYSTEM_PROMPT = "You are an expert radiologist. Follow the instructions and provide an accurate response."
+
+
+def _chexpert_parse_ref(s: Sample) -> dict[str, str]:
+    return dict(s.labels["values"])
+
+
+def _label_accuracy(pred: dict | None, ref: dict) -> float:
+    pred = pred or {}
+    return sum(pred.get(k) == v for k, v in ref.items()) / len(ref)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    instruction: str
+    max_tokens: int
+    parse: Callable[[str], Any]
+    # the reference value a parse is compared with (default: parse the reference text)
+    truth: Callable[[Sample], Any] | None
+    score: Callable[[Any, Any], float]  # per-sample primary score in [0, 1]
+    metric: str  # name of the primary metric, as the paper reports it
+    language: OutputLanguage | None = None  # closed output set: constrained decoding / GBNF
+    summary: Callable[[Sequence[Any], Sequence[Any], Sequence[str], Sequence[str]], dict] = field(
+        default=lambda preds, truths, outputs, refs: {})
+    # the primary metric reads the raw output against the reference text (NER: ROUGE-L, as the paper)
+    score_text: bool = False
+
+    def reference_value(self, sample: Sample) -> Any:
+        return self.truth(sample) if self.truth else self.parse(sample.reference)
+
+    def user_turn(self, input_text: str) -> str:
+        return f"[TASK: {self.name}] {self.instruction}\n\n{input_text}"
+
+    def messages(self, input_text: str, examples: Sequence[Sample] = ()) -> list[dict[str, str]]:
+        """ChatML messages; few-shot examples come as earlier user/assistant turns."""
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for ex in examples:
+            msgs += [{"role": "user", "content": self.user_turn(ex.input)},
+                     {"role": "assistant", "content": ex.reference}]
+        msgs.append({"role": "user", "content": self.user_turn(input_text)})
+        return msgs
+
+    def prompt(self, input_text: str, examples: Sequence[Sample] = ()) -> str:
+        """The full ChatML text, ending where the assistant starts writing."""
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in self.messages(input_text, examples))
+        return text + "<|im_start|>assistant\n"
+
+    def grammar(self) -> str | None:
+        return self.language.gbnf() if self.language else None
+
+
+def _rads_summary(preds, truths, outputs, refs) -> dict:
+    return {
+        "accuracy_per_system": metrics.per_group_accuracy(preds, truths, parsers.rads_system),
+        "confusion_by_system": metrics.confusion(preds, truths, parsers.rads_system),
+    }
+
+
+def _text_summary(preds, truths, outputs, refs) -> dict:
+    return {"bleu": metrics.corpus_bleu(preds, refs), "length_ratio": metrics.length_ratio(preds, refs)}
+
+
+def _temporal_summary(preds, truths, outputs, refs) -> dict:
+    out = {}
+    for change in ("new", "worsened", "improved", "resolved", "unchanged"):
+        p = [{x for x in (s or set()) if x[1] == change} for s in preds]
+        r = [{x for x in s if x[1] == change} for s in truths]
+        out[f"f1_{change}"] = metrics.set_f1(p, r)
+    return out
+
+
+def _ner_summary(preds, truths, outputs, refs) -> dict:
+    return {"entity_f1": metrics.set_f1(preds, truths)}
+
+
+def _nli_summary(preds, truths, outputs, refs) -> dict:
+    return {"macro_f1": metrics.macro_f1(preds, truths, NLI_LABELS)}
+
+
+def _chexpert_summary(preds, truths, outputs, refs) -> dict:
+    acc, f1 = {}, {}
+    for label in CHEXPERT_LABELS:
+        p = [(x or {}).get(label) for x in preds]
+        r = [t[label] for t in truths]
+        acc[label] = sum(a == b for a, b in zip(p, r)) / max(1, len(r))
+        f1[label] = metrics.macro_f1(p, r, CHEXPERT_VALUES)
+    return {"accuracy_per_label": acc, "macro_f1_per_label": f1}
+
+
+_CHEXPERT_LANGUAGE = OutputLanguage(
+    [seg for label in CHEXPERT_LABELS for seg in ((f"{label}: ",), CHEXPERT_VALUES, ("\n",))]
+)
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("rads_assignment",
+             "Assign the RADS category for this report. Answer with the system and its category "
+             "(for example: TI-RADS TR4, BI-RADS 4A, LI-RADS LR-5), or No applicable RADS.",
+             16, parsers.parse_rads, None, metrics.exact, "accuracy",
+             OutputLanguage.choice(RADS_LABELS), _rads_summary),
+        Task("impression_generation",
+             "Write the impression for these findings.",
+             128, parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL",
+             None, _text_summary),
+        Task("temporal_comparison",
+             "Compare the current report with the prior one. List each finding that changed or stayed, "
+             "one per line, as 'finding: change' with change one of new, worsened, improved, resolved, unchanged.",
+             96, parsers.parse_temporal, lambda s: {tuple(p) for p in s.labels["pairs"]}, metrics.jaccard,
+             "jaccard", None, _temporal_summary),
+        Task("radiology_ner",
+             "Extract the entities of this report, one per line, as 'text | TYPE' with TYPE one of "
+             + ", ".join(NER_TYPES) + ".",
+             128, parsers.parse_ner, lambda s: {tuple(e) for e in s.labels["entities"]},
+             metrics.rouge_l, "rougeL", None, _ner_summary, score_text=True),
+        Task("n_staging",
+             "Give the N stage (N0, N1, N2 or N3) from this report.",
+             8, parsers.parse_n_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(N_STAGES)),
+        Task("m_staging",
+             "Give the M stage (M0 or M1) from this report.",
+             8, parsers.parse_m_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(M_STAGES)),
+        Task("radiology_nli",
+             "Does the premise entail, contradict, or is it neutral to the hypothesis? "
+             "Answer entailment, contradiction or neutral.",
+             8, parsers.parse_nli, None, metrics.exact, "accuracy", OutputLanguage.choice(NLI_LABELS), _nli_summary),
+        Task("abnormality_detection",
+             "For each of the 14 CheXpert labels, state positive, negative or uncertain, one per line as "
+             "'Label: value'.",
+             160, parsers.parse_chexpert, _chexpert_parse_ref, _label_accuracy, "label_accuracy",
+             _CHEXPERT_LANGUAGE, _chexpert_summary),
+        Task("radiology_qa",
+             "Answer the question about this report briefly.",
+             64, parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL"),
+    )
+}
+
+
+def sample_score(task: Task, output: str, sample: Sample) -> tuple[Any, float]:
+    """(parsed value, primary score) of one output."""
+    parsed = task.parse(output)
+    if task.score_text:
+        return parsed, task.score(output.strip(), sample.reference)
+    return parsed, task.score(parsed, task.reference_value(sample))
+
+
+def get_task(name: str) -> Task:
+    from ..errors import UserError
+
+    if name not in TASKS:
+        raise UserError(f"unknown task {name!r}: choose from {', '.join(TASKS)} or all")
+    return TASKS[name]
+
+
+def select_tasks(spec: str) -> list[Task]:
+    if spec.strip() in ("all", ""):
+        return list(TASKS.values())
+    return [get_task(n.strip()) for n in spec.split(",") if n.strip()]

@@ -1,0 +1,101 @@
+"""The published rules that decide the synthetic labels (and that tests check by hand).
+
+- ACR TI-RADS (2017): points from five feature categories; 0-1 TR1, 2 TR2, 3 TR3, 4-6 TR4, >=7 TR5.
+- Lung-RADS v2022, baseline screening: solid nodules <6 mm 2, 6-<8 mm 3, 8-<15 mm 4A, >=15 mm 4B;
+  part-solid: total <6 mm 2, solid part <6 mm 3, 6-<8 mm 4A, >=8 mm 4B; ground glass <30 mm 2, >=30 mm 3.
+- LI-RADS v2018 CT/MRI diagnostic table (APHE, size, additional major features: nonperipheral
+  washout, enhancing capsule, threshold growth).
+- BI-RADS: a descriptor count rule of ours (see ``birads_category``), ordered as the BI-RADS
+  atlas orders the descriptors' likelihood of malignancy.
+- TNM 8th edition, lung: N by the farthest involved nodal station, M by distant disease.
+"""
+
+from __future__ import annotations
+
+TIRADS_POINTS = {
+    "composition": {"cystic": 0, "spongiform": 0, "mixed cystic and solid": 1, "solid": 2},
+    "echogenicity": {"anechoic": 0, "hyperechoic": 1, "isoechoic": 1, "hypoechoic": 2, "very hypoechoic": 3},
+    "shape": {"wider-than-tall": 0, "taller-than-wide": 3},
+    "margin": {"smooth": 0, "ill-defined": 0, "lobulated": 2, "irregular": 2, "extrathyroidal extension": 3},
+    "foci": {"none": 0, "large comet-tail artifacts": 0, "macrocalcifications": 1, "peripheral rim calcifications": 2,
+             "punctate echogenic foci": 3},
+}
+
+
+def tirads_points(composition: str, echogenicity: str, shape: str, margin: str, foci: tuple[str, ...]) -> int:
+    p = TIRADS_POINTS
+    return (p["composition"][composition] + p["echogenicity"][echogenicity] + p["shape"][shape]
+            + p["margin"][margin] + sum(p["foci"][f] for f in foci))  # echogenic foci points add up
+
+
+def tirads_category(points: int) -> str:
+    if points <= 1:
+        return "TR1"
+    if points == 2:
+        return "TR2"
+    if points == 3:
+        return "TR3"
+    return "TR4" if points <= 6 else "TR5"
+
+
+def lung_rads(kind: str, size_mm: float, solid_mm: float = 0.0) -> str:
+    if kind == "solid":
+        return "2" if size_mm < 6 else "3" if size_mm < 8 else "4A" if size_mm < 15 else "4B"
+    if kind == "part-solid":
+        if size_mm < 6:
+            return "2"
+        return "3" if solid_mm < 6 else "4A" if solid_mm < 8 else "4B"
+    if kind == "ground-glass":
+        return "2" if size_mm < 30 else "3"
+    raise ValueError(kind)
+
+
+LIRADS_FEATURES = ("nonperipheral washout", "enhancing capsule", "threshold growth")
+
+
+def lirads_category(size_mm: float, aphe: bool, features: frozenset[str] | set[str]) -> str:
+    n = len(features)
+    if not aphe:
+        if size_mm < 20:
+            return "LR-3" if n <= 1 else "LR-4"
+        return "LR-3" if n == 0 else "LR-4"
+    if size_mm < 10:
+        return "LR-3" if n == 0 else "LR-4"
+    if size_mm < 20:
+        if n == 0:
+            return "LR-3"
+        if n == 1:
+            return "LR-4" if features == {"enhancing capsule"} else "LR-5"
+        return "LR-5"
+    return "LR-4" if n == 0 else "LR-5"
+
+
+BIRADS_SUSPICIOUS = {"irregular shape": 1, "indistinct margin": 1, "microlobulated margin": 1, "spiculated margin": 2,
+                     "fine pleomorphic calcifications": 1, "architectural distortion": 1}
+
+
+def birads_category(kind: str, features: tuple[str, ...] = ()) -> str:
+    """simple cyst 2; otherwise by suspicious-descriptor weight: 0 -> 3, 1 -> 4A, 2 -> 4B, 3 -> 4C, >=4 -> 5."""
+    if kind == "simple cyst":
+        return "2"
+    if kind == "biopsy-proven carcinoma":
+        return "6"
+    w = sum(BIRADS_SUSPICIOUS[f] for f in features)
+    return ("3", "4A", "4B", "4C")[w] if w < 4 else "5"
+
+
+N_STATIONS = {  # nodal station wording -> N stage it implies (lung cancer, ipsilateral to the primary)
+    "ipsilateral hilar": 1, "ipsilateral peribronchial": 1, "ipsilateral mediastinal": 2, "subcarinal": 2,
+    "contralateral mediastinal": 3, "contralateral hilar": 3, "supraclavicular": 3, "scalene": 3,
+}
+
+
+def n_stage(stations: tuple[str, ...]) -> str:
+    return f"N{max((N_STATIONS[s] for s in stations), default=0)}"
+
+
+M_SITES = ("liver", "bone", "brain", "adrenal", "contralateral lung", "pleural")
+
+
+def m_stage(sites: tuple[str, ...]) -> str:
+    return "M1" if sites else "M0"
