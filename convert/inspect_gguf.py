@@ -61,8 +61,18 @@ def open_reader(path: Path) -> gguf.GGUFReader:
         raise UserError(f"{path}: corrupt or truncated GGUF ({e})") from None
 
 
-def summarize(path: Path) -> GGUFSummary:
+def open_complete(path: Path) -> gguf.GGUFReader:
+    """``open_reader``, and a truncated file (tensor data past its end) is refused too."""
     reader = open_reader(path)
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    size = Path(path).stat().st_size
+    if end > size:
+        raise UserError(f"{path}: truncated GGUF (tensor data ends at {end}, file has {size} bytes)")
+    return reader
+
+
+def summarize(path: Path) -> GGUFSummary:
+    reader = open_complete(path)
     metadata = {name: _value(f) for name, f in reader.fields.items() if not name.startswith("GGUF.")}
     by_type: dict[str, dict[str, int]] = defaultdict(lambda: {"tensors": 0, "params": 0, "bytes": 0})
     n_params = 0
@@ -72,13 +82,9 @@ def summarize(path: Path) -> GGUFSummary:
         row["params"] += int(t.n_elements)
         row["bytes"] += int(t.n_bytes)
         n_params += int(t.n_elements)
-    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
-    size = Path(path).stat().st_size
-    if end > size:
-        raise UserError(f"{path}: truncated GGUF (tensor data ends at {end}, file has {size} bytes)")
     return GGUFSummary(
         path=Path(path), arch=str(metadata.get("general.architecture", "?")), metadata=metadata,
-        n_tensors=len(reader.tensors), n_params=n_params, file_bytes=size, by_type=dict(by_type),
+        n_tensors=len(reader.tensors), n_params=n_params, file_bytes=Path(path).stat().st_size, by_type=dict(by_type),
     )
 
 

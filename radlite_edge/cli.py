@@ -178,6 +178,89 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- issue 4: quantize/imatrix/fidelity ---
+
+
+def _count_progress() -> Progress:
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=False, disable=not err.is_terminal)
+
+
+def _print_table(table: Table) -> None:
+    # a pipe gets rich's default 80 columns, which would cut the figures short
+    (out if out.is_terminal else Console(soft_wrap=True, width=160)).print(table)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .convert.quantize import quantize_ladder
+
+    with _bytes_progress("quantize") as bar:
+        task = bar.add_task("quantize", total=None)
+        results = quantize_ladder(
+            Path(args.model), args.levels, Path(args.output), imatrix=args.imatrix, n_threads=args.threads,
+            name=args.name, force=args.force,
+            on_level=lambda level, path: bar.update(task, description=f"quantize → {level.name}", completed=0),
+            on_bytes=lambda n: bar.update(task, completed=n),
+            on_imatrix=lambda n: bar.update(task, description=f"imatrix auto: {n} chunks"),
+        )
+    if args.json:
+        out.print_json(json.dumps([r.to_dict() for r in results]))
+        return 0
+    table = Table(title=f"{args.model} → {args.output}")
+    for col in ("level", "file", "GB", "GiB", "bits/w", "seconds", ""):
+        table.add_column(col, justify="left" if col in ("level", "file", "") else "right")
+    for r in results:
+        table.add_row(r.level, r.path.name, f"{r.bytes / 1e9:.3f}", f"{r.bytes / 2**30:.3f}", f"{r.bits_per_weight:.2f}",
+                      f"{r.seconds:.1f}", "kept" if r.skipped else "made")
+    _print_table(table)
+    return 0
+
+
+def cmd_imatrix(args: argparse.Namespace) -> int:
+    from .convert.imatrix import make_imatrix
+
+    with _count_progress() as bar:
+        task = bar.add_task("imatrix chunks", total=args.chunks)
+        result = make_imatrix(Path(args.model), Path(args.output), calib=Path(args.calib) if args.calib else None,
+                              chunk_size=args.chunk, max_chunks=args.chunks, n_threads=args.threads, force=args.force,
+                              progress=lambda n: bar.update(task, completed=n))
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+        return 0
+    if result.skipped:
+        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
+    out.print(f"{result.path}: importance matrix of {result.n_entries} weights from {result.n_tokens} tokens "
+              f"({result.chunk_count} chunks of {result.chunk_size}) of {', '.join(result.datasets)} "
+              f"in {result.seconds:.1f} s")
+    return 0
+
+
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    from .bench.fidelity import fidelity_table, measure_fidelity, to_results
+    from .convert.quantize import model_name
+    from .results import append_jsonl
+
+    with _count_progress() as bar:
+        task = bar.add_task("fidelity windows", total=args.chunks)
+        rows, facts = measure_fidelity(Path(args.reference), [Path(c) for c in args.levels],
+                                       text=Path(args.text) if args.text else None, ctx=args.ctx,
+                                       max_windows=args.chunks, n_threads=args.threads,
+                                       progress=lambda windows, positions: bar.update(task, completed=windows))
+    records = to_results(rows, facts, model=model_name(Path(args.reference)))
+    append_jsonl(Path(args.results), records)
+    if args.json:
+        out.print_json(json.dumps({**facts, "levels": [r.to_dict() for r in rows]}))
+    else:
+        _print_table(fidelity_table(rows, facts))
+        err.print(f"{len(records)} records appended to {args.results}")
+    return 0
+
+
+# --- end issue 4 ---
+
+
 # ------------------------------------------------------------------- demo
 
 
@@ -250,6 +333,46 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
+
+    # --- issue 4: quantize/imatrix/fidelity ---
+    from .levels import LEVELS
+
+    q = sub.add_parser("quantize", help="make quantization levels from an F16/BF16 GGUF with llama.cpp's quantizer")
+    q.add_argument("model", help="F16, BF16 or F32 GGUF (from radlite convert)")
+    q.add_argument("--levels", required=True,
+                   help=f"comma-separated, e.g. q8_0,q6_k,q5_k_m,q4_k_m,q3_k_m,q2_k; any of "
+                        f"{', '.join(lv.name.lower() for lv in LEVELS)}")
+    q.add_argument("--imatrix", help="importance matrix GGUF (radlite imatrix), or 'auto' to compute one on the "
+                                     "embedded radiology text (needed by iq3_xxs, iq2_xs)")
+    q.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
+    q.add_argument("-o", "--output", required=True, help="directory for NAME-LEVEL.gguf files")
+    q.add_argument("--name", help="NAME in the output file names (default: the input's, less its level)")
+    q.add_argument("--force", action="store_true", help="quantize even if an output is up to date")
+    q.add_argument("--json", action="store_true", help="print the results as JSON")
+    q.set_defaults(func=cmd_quantize)
+
+    im = sub.add_parser("imatrix", help="importance matrix on radiology calibration text, for the quantizer")
+    im.add_argument("model", help="model GGUF (F16/BF16/F32), or an HF checkpoint folder (converted to F16 first)")
+    im.add_argument("--calib", help="calibration text file (default: the embedded synthetic radiology reports)")
+    im.add_argument("-o", "--output", required=True, help="output imatrix.gguf")
+    im.add_argument("--chunk", type=int, default=512, help="tokens per chunk, each from an empty cache (default 512)")
+    im.add_argument("--chunks", type=int, default=64, help="at most this many chunks (default 64)")
+    im.add_argument("-t", "--threads", type=int, default=os.cpu_count())
+    im.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(func=cmd_imatrix)
+
+    f = sub.add_parser("fidelity", help="KL divergence, top-1 agreement and perplexity of levels against F16")
+    f.add_argument("reference", help="the F16 (or BF16/F32) GGUF")
+    f.add_argument("levels", nargs="+", metavar="LEVEL.gguf", help="quantized GGUF files of the same model")
+    f.add_argument("--text", help="held-out text file (default: embedded synthetic radiology reports, held out)")
+    f.add_argument("-c", "--ctx", type=int, default=512, help="tokens per window, each from an empty cache")
+    f.add_argument("--chunks", type=int, default=None, help="at most this many windows (default: the whole text)")
+    f.add_argument("-t", "--threads", type=int, default=os.cpu_count())
+    f.add_argument("--results", default="results/bench.jsonl", help="results JSONL to append to")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_fidelity)
+    # --- end issue 4 ---
 
     d = sub.add_parser("demo", help="the main job on the embedded default: synth → convert → inspect → generate")
     d.add_argument("-o", "--output", default="runs/demo")

@@ -59,6 +59,11 @@ def get_level(name: str) -> Level:
     return _BY_NAME[key]
 
 
+def level_for_ftype(ftype: int) -> Level | None:
+    """The level whose llama.cpp file type (``general.file_type``) is ``ftype``, if it is in the table."""
+    return next((level for level in LEVELS if int(level.ftype) == int(ftype)), None)
+
+
 def convert_levels() -> tuple[Level, ...]:
     """The levels ``radlite convert --outtype`` can write from a checkpoint."""
     return tuple(level for level in LEVELS if level.maker == "gguf")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -39,3 +42,50 @@ def logits_for(llm, tokens: list[int]) -> np.ndarray:
     llm.reset()
     llm.eval(tokens)
     return last_logits(llm)
+
+
+# ggml's log levels (ggml.h): llama-cpp-python's own callback maps them one off.
+_GGML_LOG_WARN, _GGML_LOG_ERROR, _GGML_LOG_CONT = 3, 4, 5
+
+
+class LlamaLog:
+    """llama.cpp's log while it is captured: warnings and errors kept, the rest dropped."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+        self._level = 0
+
+    def add(self, level: int, text: str) -> None:
+        if level == _GGML_LOG_CONT:
+            level = self._level
+        self._level = level
+        if level >= _GGML_LOG_WARN:
+            self.lines.append((level, text))
+
+    def errors(self) -> list[str]:
+        """The error messages, one per line, without llama.cpp's banner decoration."""
+        text = "".join(t for level, t in self.lines if level == _GGML_LOG_ERROR)
+        return [line.strip() for line in text.splitlines() if line.strip() and not set(line.strip()) <= {"="}]
+
+
+@contextlib.contextmanager
+def captured_llama_log() -> Iterator[LlamaLog]:
+    """Route llama.cpp's log into a :class:`LlamaLog` for the duration, then back to llama-cpp-python.
+
+    Calls made straight into llama.cpp (the quantizer, a context with an eval callback)
+    would otherwise print every tensor of the model on stderr.
+    """
+    import llama_cpp
+    from llama_cpp import _logger
+
+    log = LlamaLog()
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data) -> None:
+        log.add(level, text.decode("utf-8", errors="replace"))
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    try:
+        yield log
+    finally:
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
