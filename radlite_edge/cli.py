@@ -140,6 +140,83 @@ def cmd_export_lora(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------- tasks and eval
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .tasks import loaders
+    from .tasks.samples import write_jsonl
+    from .tasks.synthetic import make_suite
+
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if args.data_verb == "synth":
+        samples = make_suite(args.n, seed=args.seed)
+        name = "synthetic"
+    else:
+        samples = loaders.load(args.format, Path(args.file), split=args.split, mapping=args.map)
+        name = f"{args.format}-{Path(args.file).stem}"
+    by_split: dict[str, list] = {}
+    for s in samples:
+        by_split.setdefault(s.split, []).append(s)
+    for split, items in sorted(by_split.items()):
+        path = outdir / f"{name}.{split}.jsonl"
+        write_jsonl(path, items)
+        err.print(f"{path}: {len(items)} samples")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    from .evaluation import EvalSettings, evaluate, group_summaries
+    from .tasks.samples import read_dir
+
+    samples = read_dir(Path(args.data))
+    settings = EvalSettings(mode=args.mode, grammar=args.grammar, few_shot=args.few_shot, n=args.n, seed=args.seed)
+    summaries = []
+    for model in args.models:
+        if not Path(model).is_file():
+            raise UserError(f"{model}: no such model file")
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]:.2f} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=err, disable=not err.is_terminal) as bar:
+            task = bar.add_task(f"eval {Path(model).name}", total=None, rate=0.0)
+            t0, first = [None], [0]
+
+            def progress(done: int, total: int) -> None:
+                import time as _time
+
+                if t0[0] is None:
+                    t0[0], first[0] = _time.perf_counter(), done
+                elapsed = _time.perf_counter() - t0[0]
+                bar.update(task, completed=done, total=total, rate=(done - first[0]) / elapsed if elapsed else 0.0)
+
+            summary = evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,
+                               n_threads=args.threads, n_parallel=args.parallel, n_ctx=args.ctx_size,
+                               progress=progress)
+        summaries.append(summary)
+    if args.json:
+        out.print_json(json.dumps(summaries, default=str))
+        return 0
+    table = Table(title=f"RadLite tasks ({settings.mode}, grammar {'on' if settings.grammar else 'off'}, "
+                        f"{settings.few_shot}-shot)")
+    table.add_column("task")
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(s["model"], justify="right")
+    for task_name, by_model in group_summaries(summaries).items():
+        metric = summaries[0]["tasks"][task_name]["metric"]
+        cells = []
+        for s in summaries:
+            e = s["tasks"][task_name]
+            cells.append(f"{e['value']:.3f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}] n={e['n']}")
+        table.add_row(task_name, metric, *cells)
+    out.print(table)
+    out.print(f"per-sample records and summaries in {args.output}/")
+    return 0
+
+
 # ---------------------------------------------------------------- inspect
 
 
@@ -328,6 +405,40 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--outtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"], type=str.lower)
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=cmd_export_lora)
+
+    dt = sub.add_parser("data", help="task data: the synthetic suite, or public datasets in their own formats")
+    dsub = dt.add_subparsers(dest="data_verb", required=True, metavar="VERB")
+    ds = dsub.add_parser("synth", help="write the deterministic synthetic suite of the 9 tasks")
+    ds.add_argument("--n", type=int, default=500, help="test samples per task (train: n/4, at least 16)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("-o", "--output", required=True, help="directory for the JSONL files")
+    ds.set_defaults(func=cmd_data)
+    dl = dsub.add_parser("load", help="convert a public dataset file to task samples")
+    dl.add_argument("format", choices=["radnli", "radgraph", "mimic-cxr", "openi", "chexpert", "jsonl", "csv"])
+    dl.add_argument("file")
+    dl.add_argument("--split", default="test")
+    dl.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                    help="generic jsonl/csv: task=NAME, input=COL, reference=COL, id=COL (repeatable)")
+    dl.add_argument("-o", "--output", required=True)
+    dl.set_defaults(func=cmd_data)
+
+    ev = sub.add_parser("eval", help="evaluate GGUF models on the 9 tasks (resumable, per-sample records)")
+    ev.add_argument("models", nargs="+", metavar="MODEL.gguf")
+    ev.add_argument("--tasks", default="all", help="comma-separated task names, or all")
+    ev.add_argument("--n", type=int, default=None, help="samples per task (default: all test samples)")
+    ev.add_argument("--few-shot", type=int, default=0, metavar="K", help="K examples from the train split")
+    ev.add_argument("--data", required=True, help="directory of sample JSONL files (radlite data synth -o DIR)")
+    ev.add_argument("-o", "--output", default="results", help="directory for records and summaries")
+    ev.add_argument("--mode", choices=["fast", "naive"], default="fast",
+                    help="fast: shared prefix once, parallel sequences; naive: one Llama call per sample")
+    ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
+                    help="constrain label tasks to their label set (default on)")
+    ev.add_argument("-t", "--threads", type=int, default=None)
+    ev.add_argument("--parallel", type=int, default=8, help="sequences decoded together in fast mode")
+    ev.add_argument("-c", "--ctx-size", type=int, default=4096)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("inspect", help="show a GGUF file's architecture, metadata and tensor types")
     i.add_argument("file")

@@ -59,7 +59,7 @@ def constrained_pick(
     text: bytes,
     language: OutputLanguage,
     piece: Callable[[int], bytes],
-    stop_ids: set[int],
+    is_stop: Callable[[int], bool],
 ) -> int | None:
     """The next token under ``language``, or None to stop (the text is then complete)."""
     complete = language.is_complete(text)
@@ -69,11 +69,12 @@ def constrained_pick(
     for order in (top[np.argsort(-logits[top], kind="stable")], np.argsort(-logits, kind="stable")):
         for tok in order:
             tok = int(tok)
-            if tok in stop_ids:
+            if is_stop(tok):
                 if complete:
                     return None
                 continue
-            if language.is_prefix(text + piece(tok)):
+            text_piece = piece(tok)
+            if text_piece and language.is_prefix(text + text_piece):
                 return tok
             if complete:  # the model prefers to write something else: the label ends here
                 return None

@@ -1,0 +1,206 @@
+"""Greedy generation over llama-cpp-python, two ways, on one loaded model.
+
+- ``naive``: what the RadLite notebook does, one ``Llama.__call__`` per prompt
+  (llama-cpp-python reuses the longest common token prefix with the previous prompt).
+- ``generate``: a second llama.cpp context with several sequences over a unified KV cache.
+  The longest prefix shared by a group of prompts (system prompt, task instruction,
+  few-shot turns) is evaluated once into sequence 0 and kept across groups; each prompt
+  gets a sequence that shares those cells, its own suffix is evaluated in one batch with
+  the others, and decoding advances every unfinished sequence by one token per llama.cpp
+  call, so the weights are read once per step for the whole group. Tokens are chosen by
+  argmax (as llama.cpp's greedy sampler, first index on ties), or under a closed output
+  language (``tasks.constraint``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import llm as llm_mod
+from .tasks.constraint import OutputLanguage, constrained_pick
+
+
+@dataclass
+class Generation:
+    text: str
+    n_tokens: int  # generated, the stop token not counted
+    prompt_tokens: int
+    seconds: float  # wall time of the call that produced it, shared by a group
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Engine:
+    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_parallel: int = 8,
+                 n_batch: int = 512):
+        self.model_path = Path(model_path)
+        self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
+        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
+        self.n_vocab = self.llm.n_vocab()
+        self._vocab = None
+        self._ctx = None
+        self._seq0: list[int] = []
+        self._pieces: dict[int, bytes] = {}
+
+    # ------------------------------------------------------------ helpers
+
+    def tokenize(self, text: str) -> list[int]:
+        # exactly as Llama.create_completion tokenizes a prompt
+        return self.llm.tokenize(text.encode("utf-8"), special=True)
+
+    def piece(self, token: int) -> bytes:
+        if token not in self._pieces:
+            self._pieces[token] = self.llm.detokenize([token], special=False)
+        return self._pieces[token]
+
+    def is_eog(self, token: int) -> bool:
+        import llama_cpp
+
+        if self._vocab is None:
+            self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def text_of(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="ignore")
+
+    # -------------------------------------------------------------- naive
+
+    def naive(self, prompt: str, *, max_tokens: int, grammar: str | None = None) -> Generation:
+        """One ``Llama.__call__``, greedy, as the notebook does (grammar: llama.cpp's GBNF)."""
+        kwargs = {}
+        if grammar:
+            from llama_cpp import LlamaGrammar
+
+            kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+        t0 = time.perf_counter()
+        out = self.llm(prompt, max_tokens=max_tokens, temperature=0.0, **kwargs)
+        text = out["choices"][0]["text"]
+        return Generation(text, out["usage"]["completion_tokens"], out["usage"]["prompt_tokens"],
+                          time.perf_counter() - t0)
+
+    # ---------------------------------------------------- parallel context
+
+    def _context(self):
+        if self._ctx is None:
+            import llama_cpp
+
+            params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
+            params.n_ctx = self.n_ctx
+            params.n_seq_max = self.n_parallel + 1
+            params.kv_unified = True  # the shared prefix is stored once for all sequences
+            self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+            if not self._ctx:
+                raise RuntimeError("llama.cpp could not create the parallel context")
+            self._mem = llama_cpp.llama_get_memory(self._ctx)
+            self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.n_parallel + 1)
+        return self._ctx
+
+    def close(self) -> None:
+        import llama_cpp
+
+        if self._ctx is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        self.llm.close()
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> dict[int, np.ndarray]:
+        """Evaluate (token, position, sequence, want logits) entries; logits by sequence."""
+        import llama_cpp
+
+        ctx, b, out = self._context(), self._batch, {}
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start:start + self.n_batch]
+            b.n_tokens = len(chunk)
+            for i, (tok, pos, seq, want) in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos, 1, want
+                b.seq_id[i][0] = seq
+            rc = llama_cpp.llama_decode(ctx, b)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode failed ({rc}): the context of {self.n_ctx} tokens is too small")
+            for i, (_, _, seq, want) in enumerate(chunk):
+                if want:
+                    ptr = llama_cpp.llama_get_logits_ith(ctx, i)
+                    out[seq] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return out
+
+    def _set_prefix(self, prefix: list[int]) -> None:
+        import llama_cpp
+
+        keep = _common_prefix(self._seq0, prefix)
+        if keep < len(self._seq0):
+            llama_cpp.llama_memory_seq_rm(self._mem, 0, keep, -1)
+            self._seq0 = self._seq0[:keep]
+        if len(prefix) > keep:
+            self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])])
+            self._seq0 = list(prefix)
+
+    def generate(self, prompts: Sequence[list[int]], *, max_tokens: int,
+                 language: OutputLanguage | None = None) -> list[Generation]:
+        """Greedy continuations of token prompts, in groups of ``n_parallel`` sequences."""
+        import llama_cpp
+
+        self._context()
+        results: list[Generation] = []
+        i = 0
+        while i < len(prompts):
+            group = [list(prompts[i])]
+            # shared cells count once; each sequence needs its suffix and max_tokens more
+            while i + len(group) < len(prompts) and len(group) < self.n_parallel:
+                cand = group + [list(prompts[i + len(group)])]
+                shared = min(_common_prefix(cand[0], p) for p in cand)
+                if shared + sum(len(p) - shared + max_tokens for p in cand) > self.n_ctx:
+                    break
+                group = cand
+            shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
+            if len(group) == 1 and len(group[0]) + max_tokens > self.n_ctx:
+                raise RuntimeError(f"a prompt of {len(group[0])} tokens + {max_tokens} does not fit n_ctx {self.n_ctx}")
+            t0 = time.perf_counter()
+            self._set_prefix(group[0][:shared])
+            for j in range(len(group)):
+                llama_cpp.llama_memory_seq_rm(self._mem, j + 1, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, j + 1, -1, -1)
+            logits = self._decode([(t, shared + k, j + 1, k == len(p) - shared - 1)
+                                   for j, p in enumerate(group) for k, t in enumerate(p[shared:])])
+            outs: list[list[int]] = [[] for _ in group]
+            texts = [b"" for _ in group]
+            pos = [len(p) for p in group]
+            active = list(range(len(group)))
+            while active:
+                step = []
+                for j in active:
+                    row = logits[j + 1]
+                    if language is None:
+                        tok = int(np.argmax(row))
+                        tok = None if self.is_eog(tok) else tok
+                    else:
+                        tok = constrained_pick(row, texts[j], language, self.piece, self.is_eog)
+                    if tok is None:
+                        continue
+                    outs[j].append(tok)
+                    texts[j] += self.piece(tok)
+                    if len(outs[j]) < max_tokens:
+                        step.append((tok, pos[j], j + 1, True))
+                        pos[j] += 1
+                active = [seq - 1 for _, _, seq, _ in step]
+                if step:
+                    logits = self._decode(step)
+            seconds = time.perf_counter() - t0
+            for j in range(len(group)):
+                llama_cpp.llama_memory_seq_rm(self._mem, j + 1, -1, -1)
+                results.append(Generation(texts[j].decode("utf-8", errors="ignore"), len(outs[j]), len(group[j]),
+                                          seconds))
+            i += len(group)
+        return results
