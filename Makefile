@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 SOURCES := pyproject.toml CMakeLists.txt bench/native/radlite_native.c
 
-.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge clean
+.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge llama-bench bench-throughput clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/radlite demo
@@ -53,6 +53,21 @@ bench-convert: $(VENV)/.test build/llama-cpp-src/.unpacked
 
 bench-merge: $(VENV)/.test
 	$(BIN)/python -m radlite_edge.bench.merge_speed
+
+# llama.cpp's own llama-bench, from the same sources as the pinned llama-cpp-python: the
+# reference `radlite bench` is held against. Only that target is built (a few minutes).
+LLAMA_BENCH := build/llama-bench-build/bin/llama-bench
+llama-bench: $(LLAMA_BENCH)
+$(LLAMA_BENCH): build/llama-cpp-src/.unpacked
+	cmake -S build/llama-cpp-src/vendor/llama.cpp -B build/llama-bench-build -DCMAKE_BUILD_TYPE=Release \
+	  -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
+	  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF
+	cmake --build build/llama-bench-build --target llama-bench -j $$(nproc)
+
+# Throughput, memory and the roofline for the full-size shapes (docs/BENCHMARKS.md, issue 6).
+bench-throughput: $(VENV)/.test $(LLAMA_BENCH)
+	$(BIN)/python -m radlite_edge.bench.vs_llama_bench --models-dir models
+	$(BIN)/radlite bench --synthetic qwen2.5-3b,qwen3-4b --levels q8_0,q4_k_m,q2_k -t 1,2 -r 3 --models-dir models
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -338,6 +338,71 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 # --- end issue 4 ---
 
 
+# --- issue 6: bench/report ---
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import formats
+    from .bench.dashboard import Dashboard, ProgressLines
+    from .bench.grid import GridSpec, default_threads, parse_list, run_grid, task_requests
+    from .bench.roofline import model_bytes
+    from .fileio import atomic_path
+    from .machine import one_line
+    from .results import append_jsonl
+
+    models = [Path(m) for m in args.models]
+    for path in models:  # a typo must not cost the time of making the synthetic models first
+        model_bytes(path)
+    if args.levels and not args.synthetic:
+        raise UserError("--levels goes with --synthetic (the levels of the synthetic models to make)")
+    if args.synthetic:
+        from .bench.synthetic import ensure_models
+
+        if not args.levels:
+            raise UserError("--synthetic needs --levels, e.g. --levels q4_k_m,q8_0")
+        models += ensure_models(args.synthetic.split(","), args.levels.split(","), Path(args.models_dir),
+                                say=lambda s: err.print(s, markup=False, highlight=False))
+    spec = GridSpec(
+        models=tuple(models),
+        threads=parse_list(args.threads, what="-t", minimum=1) if args.threads else default_threads(),
+        n_prompt=parse_list(args.n_prompt, what="-p"), n_gen=parse_list(args.n_gen, what="-n"),
+        depth=parse_list(args.depth, what="-d"), reps=args.reps, requests=task_requests(args.tasks),
+        n_batch=args.batch_size, n_ubatch=args.ubatch_size, flash_attn=bool(args.flash_attn),
+        load=not args.no_load, rss=not args.no_rss, warmup=not args.no_warmup,
+    )
+    if args.tui:
+        with Dashboard(err, one_line()) as dashboard:
+            results = run_grid(spec, on_event=dashboard)
+    else:
+        results = run_grid(spec, on_event=ProgressLines(err, one_line()))
+    if args.results:
+        append_jsonl(Path(args.results), results)
+        err.print(f"{len(results)} records appended to {args.results}", markup=False, highlight=False)
+    text = formats.render(results, "json" if args.json else args.output_format)
+    if args.file:
+        with atomic_path(Path(args.file)) as tmp:
+            tmp.write_text(text)
+    else:
+        out.print(text, markup=False, highlight=False, end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .bench.report import make_report
+
+    result = make_report([Path(p) for p in args.results], Path(args.output),
+                         formats_wanted=[f.strip() for f in args.formats.split(",") if f.strip()], run=args.run)
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        out.print(f"{result.n_records} records of {len(result.runs)} run(s) → "
+                  + ", ".join(str(f) for f in result.files), markup=False, highlight=False)
+    return 0
+
+
+# --- end issue 6 ---
+
+
 # ------------------------------------------------------------------- demo
 
 
@@ -484,6 +549,43 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_fidelity)
     # --- end issue 4 ---
+
+    # --- issue 6: bench/report ---
+    b = sub.add_parser("bench", help="tok/s, load time, memory and thread scaling against the memory roofline")
+    b.add_argument("models", nargs="*", metavar="MODEL.gguf", help="GGUF files to measure")
+    b.add_argument("-t", "--threads", help="thread counts, e.g. 1,2,4 (default: 1, 2, 4, … up to every CPU)")
+    b.add_argument("-p", "--n-prompt", default="512", help="prompt lengths for pp tests (0: none; default 512)")
+    b.add_argument("-n", "--n-gen", default="128", help="generation lengths for tg tests (0: none; default 128)")
+    b.add_argument("-d", "--depth", default="0", help="tokens already in the KV cache before each test (default 0)")
+    b.add_argument("-r", "--reps", type=int, default=5, help="repetitions per test (default 5)")
+    b.add_argument("-b", "--batch-size", type=int, default=2048, help="logical batch (default 2048, as llama-bench)")
+    b.add_argument("-ub", "--ubatch-size", type=int, default=512, help="physical batch (default 512)")
+    b.add_argument("-fa", "--flash-attn", type=int, choices=[0, 1], default=0,
+                   help="flash attention (default 0, llama-cpp-python's default)")
+    b.add_argument("--tasks", default="all",
+                   help="time one RadLite request per task: all, none, or names (default all)")
+    b.add_argument("--synthetic", help="also measure full-size random models: qwen2.5-3b, qwen3-4b (comma list)")
+    b.add_argument("--levels", help="levels of the --synthetic models, e.g. q4_k_m,q8_0 (made once, cached)")
+    b.add_argument("--models-dir", default="models", help="cache of the --synthetic models (default: models)")
+    b.add_argument("--no-load", action="store_true", help="skip the cold/warm load times")
+    b.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probe (a process of its own)")
+    b.add_argument("--no-warmup", action="store_true", help="skip the warm-up run before each test")
+    b.add_argument("--tui", action="store_true", help="a live dashboard while it runs (else plain progress lines)")
+    b.add_argument("-o", "--output-format", choices=["md", "csv", "json", "jsonl"], default="md",
+                   help="what to print on stdout at the end (default md)")
+    b.add_argument("--file", help="write that output to FILE instead of stdout")
+    b.add_argument("--json", action="store_true", help="same as -o json")
+    b.add_argument("--results", default="results/bench.jsonl", help="results JSONL to append to ('' for none)")
+    b.set_defaults(func=cmd_bench)
+
+    rp = sub.add_parser("report", help="render bench results as Markdown, CSV and PNG plots")
+    rp.add_argument("results", nargs="*", default=["results/bench.jsonl"], help="results JSONL files")
+    rp.add_argument("-o", "--output", default="runs/report", help="directory to write into (default runs/report)")
+    rp.add_argument("--formats", default="md,csv,png", help="any of md,csv,png (png needs the [report] extra)")
+    rp.add_argument("--run", default="all", help="all (latest figure of each kind), latest, or a run id")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
+    # --- end issue 6 ---
 
     d = sub.add_parser("demo", help="the main job on the embedded default: synth → convert → inspect → generate")
     d.add_argument("-o", "--output", default="runs/demo")

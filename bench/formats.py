@@ -1,0 +1,247 @@
+"""The bench printers: one flat row schema feeds Markdown and CSV; JSON and JSONL are the records.
+
+    md     tables for people: every figure, thread scaling, the roofline, the machine
+    csv    one row per figure, the columns of ``COLUMNS``
+    json   {"machine": ..., "results": [Result, ...]}
+    jsonl  one Result per line, exactly as the results file holds them
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Iterable, Sequence
+
+from radlite_edge import machine as machine_mod
+from radlite_edge.results import Result
+
+FORMATS = ("md", "csv", "json", "jsonl")
+THROUGHPUT_TESTS = ("bandwidth", "load", "memory", "pp", "tg", "request")
+MEMORY_BOUND = 0.6  # at or above this share of its roofline a decode is limited by memory, not the cores
+
+COLUMNS = (
+    "model", "level", "file_gib", "test", "metric", "threads", "n_prompt", "n_gen", "n_depth", "n", "stat",
+    "value", "stdev", "unit", "samples", "kv_mib", "bandwidth_gbps", "ceiling_tok_s", "roofline", "speedup",
+    "efficiency",
+)
+
+_LABELS = {
+    "load_cold_s": "load, cold cache", "load_warm_s": "load, warm cache", "peak_rss_bytes": "peak RSS",
+    "kv_cache_bytes": "KV cache", "ttft_s": "time to first token", "total_s": "total", "read_gbps": "read bandwidth",
+}
+
+
+def throughput_records(results: Iterable[Result]) -> list[Result]:
+    """The records ``radlite bench`` writes (a results file holds other benchmarks too)."""
+    return [r for r in results if r.params.get("test") in THROUGHPUT_TESTS and "run" in r.params]
+
+
+def _key(r: Result) -> tuple:
+    p = r.params
+    return (r.model, r.level, r.benchmark, r.metric, p.get("n_prompt"), p.get("n_gen"), p.get("n_depth"))
+
+
+def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
+    """id(record) -> (speed-up, parallel efficiency) against the fewest threads of its series."""
+    series: dict[tuple, list[Result]] = defaultdict(list)
+    for r in results:
+        if r.metric == "tok_s":
+            series[_key(r)].append(r)
+    out = {}
+    for rows in series.values():
+        base = min(rows, key=lambda r: r.params["threads"])
+        for r in rows:
+            speedup = r.value / base.value if base.value else float("nan")
+            out[id(r)] = (speedup, speedup / (r.params["threads"] / base.params["threads"]))
+    return out
+
+
+def rows(results: Sequence[Result]) -> list[dict[str, object]]:
+    """The one flat schema (``COLUMNS``) every table printer reads."""
+    scaling = _scaling(results)
+    out = []
+    for r in results:
+        p = r.params
+        speedup, efficiency = scaling.get(id(r), (None, None))
+        kv = p.get("kv_bytes")
+        out.append({
+            "model": r.model, "level": r.level,
+            "file_gib": p["file_bytes"] / 2**30 if p.get("file_bytes") else None,
+            "test": r.benchmark, "metric": r.metric, "threads": p.get("threads"), "n_prompt": p.get("n_prompt"),
+            "n_gen": p.get("n_gen"), "n_depth": p.get("n_depth"), "n": r.n, "stat": r.stat, "value": r.value,
+            "stdev": r.spread, "unit": r.unit, "samples": ";".join(f"{x:.6g}" for x in (r.samples or [])),
+            "kv_mib": kv / 2**20 if kv is not None else None, "bandwidth_gbps": p.get("bandwidth_gbps"),
+            "ceiling_tok_s": p.get("ceiling_tok_s"), "roofline": p.get("roofline_fraction"),
+            "speedup": speedup, "efficiency": efficiency,
+        })
+    return out
+
+
+# ------------------------------------------------------------------ csv
+
+
+def to_csv(results: Sequence[Result]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows(results):
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def from_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# ----------------------------------------------------------- json, jsonl
+
+
+def to_json(results: Sequence[Result]) -> str:
+    machine = results[0].machine if results else machine_mod.describe()
+    return json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=1) + "\n"
+
+
+def from_json(text: str) -> list[Result]:
+    return [Result(**d) for d in json.loads(text)["results"]]
+
+
+def to_jsonl(results: Sequence[Result]) -> str:
+    return "".join(json.dumps(asdict(r)) + "\n" for r in results)
+
+
+def from_jsonl(text: str) -> list[Result]:
+    return [Result(**json.loads(line)) for line in text.splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------- markdown
+
+
+def label(row: dict[str, object]) -> str:
+    if row["metric"] == "tok_s":
+        return str(row["test"])
+    what = _LABELS.get(str(row["metric"]), str(row["metric"]))
+    return f"{row['test']} {what}" if str(row["test"]).startswith("request:") else what
+
+
+def _num(x: object, digits: int = 3) -> str:
+    if x is None or x == "":
+        return ""
+    x = float(x)  # type: ignore[arg-type]
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}" if abs(x) < 10 ** digits else f"{x:.0f}"
+
+
+def format_value(row: dict[str, object]) -> tuple[str, str]:
+    value, sd, unit = row["value"], row["stdev"], str(row["unit"])
+    scale = 1.0
+    if unit == "B":
+        scale, unit = 2**30, "GiB"
+    text = _num(float(value) / scale)  # type: ignore[arg-type]
+    if sd is not None:
+        text += f" ± {_num(float(sd) / scale, 2)}"  # type: ignore[arg-type]
+    return text, unit
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return lines
+
+
+MAIN_HEADER = ("model", "level", "GiB", "test", "threads", "depth", "value", "unit", "n", "roofline")
+
+
+def machine_lines(machine: dict) -> list[str]:
+    return [
+        f"- CPU: {machine.get('cpu')} ({machine.get('arch')}), {machine.get('physical_cores')} cores, "
+        f"{machine.get('logical_cpus')} threads ({machine.get('usable_cpus')} usable), {machine.get('ram_gib')} GiB RAM",
+        f"- OS: {machine.get('os')}, Python {machine.get('python')}",
+        f"- llama-cpp-python {machine.get('llama_cpp_python')}, llama.cpp/ggml {machine.get('ggml')}, "
+        f"gguf {machine.get('gguf')}",
+        f"- llama.cpp uses: {', '.join(machine.get('llama_cpp_features') or []) or machine.get('llama_cpp_system_info')}",
+    ]
+
+
+def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[tuple[int, float, float | None, float | None]], int]]:
+    """(model, level, test, [(threads, tok/s, step speed-up, step efficiency)], best threads) per series."""
+    series: dict[tuple, list[Result]] = defaultdict(list)
+    for r in results:
+        if r.metric == "tok_s":
+            series[_key(r)].append(r)
+    out = []
+    for key, rs in series.items():
+        rs = sorted(rs, key=lambda r: r.params["threads"])
+        steps = []
+        for prev, r in zip([None] + rs[:-1], rs):
+            if prev is None:
+                steps.append((r.params["threads"], r.value, None, None))
+            else:
+                s = r.value / prev.value if prev.value else float("nan")
+                steps.append((r.params["threads"], r.value, s, s / (r.params["threads"] / prev.params["threads"])))
+        best = max(rs, key=lambda r: r.value).params["threads"]
+        out.append((key[0], key[1], key[2], steps, best))
+    return out
+
+
+def to_markdown(results: Sequence[Result], *, title: str = "radlite bench") -> str:
+    flat = rows(results)
+    machine = results[0].machine if results else machine_mod.describe()
+    lines = [f"# {title}", "", *machine_lines(machine), ""]
+    body = []
+    for row in flat:
+        value, unit = format_value(row)
+        depth = "" if row["n_depth"] in (None, 0) else str(row["n_depth"])
+        gib = _num(row["file_gib"], 3) if row["file_gib"] is not None else ""
+        body.append((str(row["model"]), str(row["level"]), gib, label(row), str(row["threads"] or ""), depth,
+                     value, unit, str(row["n"]), _num(row["roofline"], 2) if row["roofline"] is not None else ""))
+    lines += _table(MAIN_HEADER, body)
+
+    scaling = [s for s in scaling_rows(results) if len(s[3]) > 1]
+    if scaling:
+        lines += ["", "## Thread scaling", "",
+                  "Speed-up and parallel efficiency of each step over the previous thread count.", ""]
+        body = []
+        for model, level, test, steps, best in scaling:
+            parts = [f"{t}t {_num(v)}" + (f" (x{_num(s, 3)}, {100 * e:.0f}%)" if s is not None else "")
+                     for t, v, s, e in steps]
+            body.append((model, level, test, " → ".join(parts), str(best)))
+        lines += _table(("model", "level", "test", "tok/s by threads (step speed-up, efficiency)", "best threads"),
+                        body)
+
+    tg = [(r, row) for r, row in zip(results, flat) if row["roofline"] is not None]
+    if tg:
+        lines += ["", "## Roofline", "",
+                  "Ceiling = read bandwidth (the C extension's probe, same run) ÷ bytes read per generated token "
+                  "(weights + KV cache at that depth).", ""]
+        body = []
+        for r, row in tg:
+            frac = float(row["roofline"])  # type: ignore[arg-type]
+            bound = "memory" if frac >= MEMORY_BOUND else "cores"
+            body.append((str(row["model"]), str(row["level"]), str(row["test"]), str(row["threads"]),
+                         _num(r.params["bytes_per_token"] / 1e9, 3), _num(row["bandwidth_gbps"]),
+                         _num(row["ceiling_tok_s"]), _num(row["value"]), f"{100 * frac:.0f}%", bound))
+        lines += _table(("model", "level", "test", "threads", "GB/token", "GB/s", "ceiling tok/s", "tok/s",
+                         "of ceiling", "limit"), body)
+    return "\n".join(lines) + "\n"
+
+
+def parse_markdown_table(text: str) -> list[dict[str, str]]:
+    """The first table of a Markdown text, as dicts keyed by its header."""
+    table: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif table:
+            break
+    if len(table) < 2:
+        return []
+    header = table[0]
+    return [dict(zip(header, cells)) for cells in table[2:]]
+
+
+def render(results: Sequence[Result], fmt: str) -> str:
+    return {"md": to_markdown, "csv": to_csv, "json": to_json, "jsonl": to_jsonl}[fmt](results)

@@ -1,0 +1,162 @@
+"""``radlite report``: the bench records of a results file as Markdown, CSV and PNG plots.
+
+Plots (matplotlib, the ``[report]`` extra, imported only for them):
+- ``tok_s_vs_threads.png``: pp and tg tok/s against threads, a line per model and level;
+- ``tok_s_vs_size.png``: tg tok/s against the bytes read per token, with the memory
+  roofline (measured bandwidth ÷ bytes) as a line per thread count.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from radlite_edge.errors import UserError
+from radlite_edge.fileio import atomic_path, check_writable_dir
+from radlite_edge.results import Result, read_jsonl
+
+from . import formats
+
+REPORT_FORMATS = ("md", "csv", "png")
+
+
+@dataclass
+class ReportResult:
+    files: list[Path]
+    n_records: int
+    runs: list[str]
+
+    def to_dict(self) -> dict:
+        return {"files": [str(f) for f in self.files], "n_records": self.n_records, "runs": self.runs}
+
+
+def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
+    """The bench records of ``paths``; of figures measured more than once, the latest is kept."""
+    records: list[Result] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no such results file (radlite bench appends to results/bench.jsonl)")
+        try:
+            records += read_jsonl(path)
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{path}: not a results JSONL file ({e})") from None
+    records = formats.throughput_records(records)
+    if run == "latest" and records:
+        last = max(records, key=lambda r: r.time).params["run"]
+        records = [r for r in records if r.params["run"] == last]
+    elif run != "all":
+        records = [r for r in records if r.params["run"] == run]
+    latest: dict[tuple, Result] = {}
+    for r in sorted(records, key=lambda r: r.time):
+        p = r.params
+        key = (r.machine.get("cpu"), r.model, r.level, r.benchmark, r.metric, p.get("threads"))
+        latest.pop(key, None)  # re-inserted: the dict keeps the order of the latest measurements
+        latest[key] = r
+    if not latest:
+        raise UserError(f"no bench records{'' if run == 'all' else f' of run {run}'} in "
+                        f"{', '.join(map(str, paths))}: run radlite bench first")
+    return list(latest.values())
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: no display needed, none assumed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("PNG plots need matplotlib: pip install 'radlite-edge[report]', "
+                        "or leave png out of --formats") from None
+    return plt
+
+
+def plot_threads(records: Sequence[Result], out: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, test in zip(axes, ("pp", "tg")):
+        series: dict[tuple, list[Result]] = defaultdict(list)
+        for r in records:
+            if r.params.get("test") == test and r.metric == "tok_s" and not r.params.get("n_depth"):
+                series[(r.model, r.level, r.benchmark)].append(r)
+        for (model, level, name), rs in sorted(series.items()):
+            rs.sort(key=lambda r: r.params["threads"])
+            ax.errorbar([r.params["threads"] for r in rs], [r.value for r in rs],
+                        yerr=[r.spread or 0 for r in rs], marker="o", capsize=3, label=f"{model} {level} {name}")
+        ax.set_xlabel("threads")
+        ax.set_ylabel("tok/s")
+        ax.set_title("prompt processing" if test == "pp" else "token generation")
+        threads = sorted({r.params["threads"] for rs in series.values() for r in rs})
+        if threads:
+            ax.set_xticks(threads)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=7)
+    fig.suptitle("tok/s vs threads (mean ± sd)")
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def plot_size(records: Sequence[Result], out: Path) -> Path:
+    plt = _pyplot()
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    tg = [r for r in records if r.params.get("test") == "tg" and r.params.get("bytes_per_token")]
+    threads = sorted({r.params["threads"] for r in tg})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, t in enumerate(threads):
+        rs = [r for r in tg if r.params["threads"] == t]
+        color = colors[i % len(colors)]
+        gb = np.array([r.params["bytes_per_token"] / 1e9 for r in rs])
+        ax.scatter(gb, [r.value for r in rs], color=color, label=f"tg, {t} thread(s)", zorder=3)
+        for r, x in zip(rs, gb):
+            ax.annotate(f"{r.model} {r.level}", (x, r.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        bw = float(np.median([r.params["bandwidth_gbps"] for r in rs]))
+        xs = np.linspace(max(gb.min() * 0.7, 1e-3), gb.max() * 1.3, 100)
+        ax.plot(xs, bw / xs, color=color, linestyle="--", label=f"roofline {bw:.0f} GB/s ÷ size, {t} thread(s)")
+    ax.set_xlabel("GB read per generated token (weights + KV)")
+    ax.set_ylabel("tok/s")
+    ax.set_title("token generation vs model size, against the memory roofline")
+    ax.grid(alpha=0.3)
+    if tg:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, plt, out)
+
+
+def _save(fig, plt, out: Path) -> Path:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return out
+
+
+def _write(out: Path, text: str) -> Path:
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    return out
+
+
+def make_report(results: Sequence[Path], outdir: Path, *, formats_wanted: Sequence[str] = REPORT_FORMATS,
+                run: str = "all") -> ReportResult:
+    unknown = [f for f in formats_wanted if f not in REPORT_FORMATS]
+    if unknown:
+        raise UserError(f"--formats {','.join(unknown)}: choose from {', '.join(REPORT_FORMATS)}")
+    records = load_records(results, run)
+    outdir = Path(outdir)
+    check_writable_dir(outdir)
+    if "png" in formats_wanted:
+        _pyplot()  # fail before writing anything when matplotlib is missing
+    files = []
+    if "md" in formats_wanted:
+        files.append(_write(outdir / "report.md", formats.to_markdown(records, title="RadLite Edge throughput report")))
+    if "csv" in formats_wanted:
+        files.append(_write(outdir / "report.csv", formats.to_csv(records)))
+    if "png" in formats_wanted:
+        files.append(plot_threads(records, outdir / "tok_s_vs_threads.png"))
+        files.append(plot_size(records, outdir / "tok_s_vs_size.png"))
+    runs = sorted({str(r.params["run"]) for r in records})
+    return ReportResult(files, len(records), runs)
