@@ -8,9 +8,12 @@ together; ``python -m radlite_edge.bench.quant_speed`` prints the ratios directl
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
+from radlite_edge import _native
 from radlite_edge.bench.bandwidth import measure
 from radlite_edge.convert.quants import NATIVE_TYPES, encode, reference_encode
 
@@ -35,3 +38,34 @@ def test_bandwidth_probe(benchmark, kind):
     benchmark.group = "bandwidth"
     result = benchmark.pedantic(measure, args=(kind,), kwargs={"threads": 1, "reps": 3}, rounds=3)
     benchmark.extra_info["GB/s"] = result.best
+
+
+# --- issue 6: every thread count of the roofline probe, the F16 kernel, the quantizers on all cores ---
+
+THREADS = sorted({1, os.cpu_count() or 1})
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("kind", ["read", "copy", "triad"])
+def test_bandwidth_probe_threads(benchmark, kind, threads):
+    benchmark.group = f"bandwidth {kind}"
+    result = benchmark.pedantic(measure, args=(kind,), kwargs={"threads": threads, "reps": 3}, rounds=3)
+    benchmark.extra_info["GB/s median"] = result.median
+
+
+def test_fp32_to_fp16_c(benchmark):
+    benchmark.group = "F16"
+    out = np.empty(DATA.shape, dtype=np.float16)
+    benchmark(_native.fp32_to_fp16, DATA, out)
+    assert np.array_equal(out.view(np.uint16), DATA.astype(np.float16).view(np.uint16))
+
+
+def test_fp32_to_fp16_numpy(benchmark):
+    benchmark.group = "F16"
+    benchmark(DATA.astype, np.float16)
+
+
+@pytest.mark.parametrize("qtype", list(NATIVE_TYPES), ids=[t.name for t in NATIVE_TYPES])
+def test_c_all_threads(benchmark, qtype):
+    benchmark.group = qtype.name
+    benchmark(encode, DATA, qtype, n_threads=THREADS[-1])
