@@ -2,14 +2,19 @@
 
 - ``naive``: what the RadLite notebook does, one ``Llama.__call__`` per prompt
   (llama-cpp-python reuses the longest common token prefix with the previous prompt).
-- ``generate``: a second llama.cpp context with several sequences over a unified KV cache.
-  The longest prefix shared by a group of prompts (system prompt, task instruction,
-  few-shot turns) is evaluated once into sequence 0 and kept across groups; each prompt
-  gets a sequence that shares those cells, its own suffix is evaluated in one batch with
-  the others, and decoding advances every unfinished sequence by one token per llama.cpp
-  call, so the weights are read once per step for the whole group. Tokens are chosen by
-  argmax (as llama.cpp's greedy sampler, first index on ties), or under a closed output
-  language (``tasks.constraint``).
+- ``generate``: a second llama.cpp context with several sequences, each with its own KV
+  stream. The longest prefix shared by a group of prompts (system prompt, task
+  instruction, few-shot turns) is evaluated once into sequence 0 and kept across groups;
+  each prompt's sequence starts from a copy of those cells, its own suffix is evaluated
+  in one batch with the others, and decoding advances every unfinished sequence by one
+  token per llama.cpp call, so the weights are read once per step for the whole group.
+  Tokens are chosen by argmax (as llama.cpp's greedy sampler, first index on ties), or
+  under a closed output language (``tasks.constraint``).
+
+Separate KV streams, not one unified cache, because attention then visits each sequence's
+cells in position order as a lone ``Llama`` does: with a unified cache the interleaved
+cells change llama.cpp's float accumulation order, and greedy outputs drifted from the
+naive path on the tiny models; with separate streams they are identical.
 """
 
 from __future__ import annotations
@@ -97,9 +102,9 @@ class Engine:
             import llama_cpp
 
             params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
-            params.n_ctx = self.n_ctx
             params.n_seq_max = self.n_parallel + 1
-            params.kv_unified = True  # the shared prefix is stored once for all sequences
+            params.n_ctx = self.n_ctx * params.n_seq_max  # n_ctx cells for every sequence
+            params.kv_unified = False
             self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
             if not self._ctx:
                 raise RuntimeError("llama.cpp could not create the parallel context")
@@ -157,16 +162,13 @@ class Engine:
         i = 0
         while i < len(prompts):
             group = [list(prompts[i])]
-            # shared cells count once; each sequence needs its suffix and max_tokens more
             while i + len(group) < len(prompts) and len(group) < self.n_parallel:
-                cand = group + [list(prompts[i + len(group)])]
-                shared = min(_common_prefix(cand[0], p) for p in cand)
-                if shared + sum(len(p) - shared + max_tokens for p in cand) > self.n_ctx:
-                    break
-                group = cand
+                group.append(list(prompts[i + len(group)]))
+            longest = max(len(p) for p in group)
+            if longest + max_tokens > self.n_ctx:
+                raise RuntimeError(f"a prompt of {longest} tokens + {max_tokens} to generate does not fit "
+                                   f"the context of {self.n_ctx} tokens (raise -c)")
             shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
-            if len(group) == 1 and len(group[0]) + max_tokens > self.n_ctx:
-                raise RuntimeError(f"a prompt of {len(group[0])} tokens + {max_tokens} does not fit n_ctx {self.n_ctx}")
             t0 = time.perf_counter()
             self._set_prefix(group[0][:shared])
             for j in range(len(group)):
@@ -176,6 +178,7 @@ class Engine:
                                    for j, p in enumerate(group) for k, t in enumerate(p[shared:])])
             outs: list[list[int]] = [[] for _ in group]
             texts = [b"" for _ in group]
+            states = [language.start() if language else None for _ in group]
             pos = [len(p) for p in group]
             active = list(range(len(group)))
             while active:
@@ -186,7 +189,8 @@ class Engine:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok
                     else:
-                        tok = constrained_pick(row, texts[j], language, self.piece, self.is_eog)
+                        picked = constrained_pick(row, states[j], language, self.piece, self.is_eog)
+                        tok, states[j] = picked if picked else (None, states[j])
                     if tok is None:
                         continue
                     outs[j].append(tok)

@@ -11,40 +11,64 @@ token, so constraining changes only outputs that would not have parsed.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
+
+State = tuple[int, int, int]  # (segment, alternative, bytes of it already written)
 
 
 class OutputLanguage:
     def __init__(self, segments: Sequence[Sequence[str]]):
         self.segments = [tuple(alt.encode() for alt in seg) for seg in segments]
+        self._end: State = (len(self.segments), 0, 0)
 
     @classmethod
     def choice(cls, labels: Sequence[str]) -> "OutputLanguage":
         return cls([labels])
 
-    def _walk(self, text: bytes, i: int = 0) -> tuple[bool, bool, bool]:
-        """(is a prefix of the language, is complete, can be extended) for ``text`` from segment i."""
-        if i == len(self.segments):
-            return (not text, not text, False)
-        prefix = complete = extend = False
-        for alt in self.segments[i]:
-            if text.startswith(alt):
-                p, c, e = self._walk(text[len(alt):], i + 1)
-                prefix, complete, extend = prefix or p, complete or c, extend or e
-            elif alt.startswith(text):
-                prefix = extend = True
-        return prefix, complete, extend
+    # The language is run as a small automaton over bytes: a state says how far into which
+    # alternative of which segment the text is; a finished alternative moves on to every
+    # alternative of the next segment. Advancing the states of the text written so far by a
+    # candidate token's bytes costs a few comparisons, whatever the length of the text.
+
+    def _closure(self, states: Iterable[State]) -> frozenset[State]:
+        out, todo = set(), list(states)
+        while todo:
+            s, a, off = todo.pop()
+            if s < len(self.segments) and off == len(self.segments[s][a]):
+                todo += [(s + 1, b, 0) for b in range(len(self.segments[s + 1]))] if s + 1 < len(self.segments) \
+                    else [self._end]
+            else:
+                out.add((s, a, off))
+        return frozenset(out)
+
+    def start(self) -> frozenset[State]:
+        return self._closure((0, a, 0) for a in range(len(self.segments[0]))) if self.segments else frozenset([self._end])
+
+    def advance(self, states: frozenset[State], data: bytes) -> frozenset[State]:
+        for byte in data:
+            states = self._closure((s, a, off + 1) for s, a, off in states
+                                   if s < len(self.segments) and self.segments[s][a][off] == byte)
+            if not states:
+                break
+        return states
+
+    def is_end(self, states: frozenset[State]) -> bool:
+        return self._end in states
+
+    def can_go_on(self, states: frozenset[State]) -> bool:
+        return any(st != self._end for st in states)
 
     def is_prefix(self, text: bytes) -> bool:
-        return self._walk(text)[0]
+        return bool(self.advance(self.start(), text))
 
     def is_complete(self, text: bytes) -> bool:
-        return self._walk(text)[1]
+        return self.is_end(self.advance(self.start(), text))
 
     def can_extend(self, text: bytes) -> bool:
-        return self._walk(text)[2]
+        return self.can_go_on(self.advance(self.start(), text))
 
     def gbnf(self) -> str:
         """The same language as a llama.cpp GBNF grammar."""
@@ -56,14 +80,14 @@ class OutputLanguage:
 
 def constrained_pick(
     logits: np.ndarray,
-    text: bytes,
+    states: frozenset[State],
     language: OutputLanguage,
     piece: Callable[[int], bytes],
     is_stop: Callable[[int], bool],
-) -> int | None:
-    """The next token under ``language``, or None to stop (the text is then complete)."""
-    complete = language.is_complete(text)
-    if complete and not language.can_extend(text):
+) -> tuple[int, frozenset[State]] | None:
+    """(next token, the states after it) under ``language``, or None to stop (the text is complete)."""
+    complete = language.is_end(states)
+    if complete and not language.can_go_on(states):
         return None
     top = np.argpartition(-logits, 64)[:64] if logits.size > 64 else np.arange(logits.size)
     for order in (top[np.argsort(-logits[top], kind="stable")], np.argsort(-logits, kind="stable")):
@@ -74,8 +98,9 @@ def constrained_pick(
                     return None
                 continue
             text_piece = piece(tok)
-            if text_piece and language.is_prefix(text + text_piece):
-                return tok
+            after = language.advance(states, text_piece) if text_piece else frozenset()
+            if after:
+                return tok, after
             if complete:  # the model prefers to write something else: the label ends here
                 return None
     return None

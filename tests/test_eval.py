@@ -1,0 +1,131 @@
+"""The evaluation runner end to end on a tiny model: paths agree, resume, few-shot, bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from radlite_edge.cli import main
+from radlite_edge.engine import Engine
+from radlite_edge.evaluation import EvalSettings, evaluate
+from radlite_edge.tasks import TASKS
+from radlite_edge.tasks.samples import read_dir, write_jsonl
+from radlite_edge.tasks.synthetic import make_suite
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    suite = make_suite(6, seed=3, n_train=8)
+    write_jsonl(d / "suite.train.jsonl", [s for s in suite if s.split == "train"])
+    write_jsonl(d / "suite.test.jsonl", [s for s in suite if s.split == "test"])
+    return d
+
+
+@pytest.fixture(scope="module")
+def q8_model(tiny_gguf):
+    # Q8_0: llama.cpp's integer dot products make logits independent of how tokens are
+    # batched, so the fast path must reproduce the naive path exactly.
+    return tiny_gguf("tiny-qwen3", "q8_0")
+
+
+def test_fast_path_equals_naive_path_token_for_token(q8_model, data_dir):
+    samples = [s for s in read_dir(data_dir) if s.split == "test"]
+    engine = Engine(q8_model, n_parallel=4)
+    for few_shot in (0, 2):
+        for task in TASKS.values():
+            todo = [s for s in samples if s.task == task.name]
+            shots = [s for s in read_dir(data_dir) if s.split == "train" and s.task == task.name][:few_shot]
+            prompts = [task.prompt(s.input, shots) for s in todo]
+            naive_gens = [engine.naive(p, max_tokens=task.max_tokens) for p in prompts]
+            naive = [g.text for g in naive_gens]
+            fast = [g.text for g in engine.generate([engine.tokenize(p) for p in prompts], max_tokens=task.max_tokens)]
+            for n, f in zip(naive_gens, fast):
+                if n.n_tokens > task.max_tokens:
+                    # llama-cpp-python runs past max_tokens while its text ends in a byte that could
+                    # start a UTF-8 character (random tiny models write such bytes): same start
+                    assert n.text.startswith(f), task.name
+                else:
+                    assert f == n.text, task.name
+            if task.language:
+                constrained = engine.generate([engine.tokenize(p) for p in prompts], max_tokens=task.max_tokens,
+                                              language=task.language)
+                for free, con in zip(naive, constrained):
+                    assert task.parse(con.text) not in (None, {})  # always a valid answer
+                    if task.parse(free) not in (None, {}) and task.name != "abnormality_detection":
+                        assert task.parse(con.text) == task.parse(free)
+    engine.close()
+
+
+def test_runner_records_summaries_and_few_shot_never_leaks(q8_model, data_dir, tmp_path):
+    samples = read_dir(data_dir)
+    summary = evaluate(q8_model, samples, tmp_path, tasks="n_staging,radiology_nli,impression_generation",
+                       settings=EvalSettings(few_shot=2, n=5), n_parallel=3)
+    assert set(summary["tasks"]) == {"n_staging", "radiology_nli", "impression_generation"}
+    for entry in summary["tasks"].values():
+        assert entry["n"] == 5 and entry["ci95"][0] <= entry["value"] <= entry["ci95"][1]
+    recs = [json.loads(line) for line in (tmp_path / f"{q8_model.stem}.samples.jsonl").read_text().splitlines()]
+    evaluated = {r["id"] for r in recs}
+    train_ids = {s.id for s in samples if s.split == "train"}
+    for r in recs:
+        assert len(r["few_shot_ids"]) == 2
+        assert not set(r["few_shot_ids"]) & evaluated and set(r["few_shot_ids"]) <= train_ids
+        assert r["settings"]["few_shot"] == 2 and r["tokens"] >= 1 and r["seconds"] > 0
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {r["benchmark"] for r in results} == set(summary["tasks"]) and all(r["stat"] == "mean" for r in results)
+
+
+def test_resume_after_a_kill(q8_model, data_dir, tmp_path):
+    def command(out):
+        return [sys.executable, "-m", "radlite_edge.cli", "eval", str(q8_model), "--data", str(data_dir), "-o",
+                str(out), "--tasks", "radiology_qa,impression_generation", "--parallel", "1", "--no-grammar"]
+
+    cmd = command(tmp_path)
+    records = tmp_path / f"{q8_model.stem}.samples.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not records.exists() or len(records.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = records.read_text().splitlines()
+    assert 3 <= len(before) < 12, "the run should have been killed part-way"
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    after = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
+    ids = [r["id"] for r in after]
+    assert sorted(set(ids)) == sorted(ids) and len(ids) == 12  # nothing lost, nothing run twice
+    # and the resumed outputs equal an uninterrupted run's
+    fresh = tmp_path / "fresh"
+    assert subprocess.run(command(fresh), capture_output=True).returncode == 0
+    fresh_recs = {json.loads(x)["id"]: json.loads(x)["output"] for x in
+                  (fresh / f"{q8_model.stem}.samples.jsonl").read_text().splitlines()}
+    assert {r["id"]: r["output"] for r in after} == fresh_recs
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "does not exist"),
+    ("{not json\n", "not a sample record"),
+    ('{"id": "x", "task": "staging", "input": "a", "reference": "N0"}\n', "unknown task"),
+    ('{"id": "x", "task": "n_staging", "input": " ", "reference": "N0"}\n', "empty input"),
+])
+def test_bad_data_is_one_line(capsys, tmp_path, q8_model, content, needle):
+    data = tmp_path / "data"
+    if content is not None:
+        data.mkdir()
+        (data / "x.jsonl").write_text(content)
+    code = main(["eval", str(q8_model), "--data", str(data), "-o", str(tmp_path / "out")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and needle in err[0]
+
+
+def test_data_synth_cli_writes_splits(capsys, tmp_path):
+    assert main(["data", "synth", "--n", "4", "-o", str(tmp_path)]) == 0
+    test = read_dir(tmp_path)
+    assert sum(s.split == "test" for s in test) == 4 * len(TASKS)
+    assert sum(s.split == "train" for s in test) == 16 * len(TASKS)
