@@ -58,6 +58,7 @@ class Engine:
         self._ctx = None
         self._seq0: list[int] = []
         self._pieces: dict[int, bytes] = {}
+        self._by_first_byte: dict[int, np.ndarray] | None = None
 
     # ------------------------------------------------------------ helpers
 
@@ -69,6 +70,18 @@ class Engine:
         if token not in self._pieces:
             self._pieces[token] = self.llm.detokenize([token], special=False)
         return self._pieces[token]
+
+    def tokens_starting_with(self, first_bytes: set[int]) -> np.ndarray:
+        """Token ids whose text starts with one of ``first_bytes`` (index built once)."""
+        if self._by_first_byte is None:
+            groups: dict[int, list[int]] = {}
+            for tok in range(self.n_vocab):
+                p = self.piece(tok)
+                if p:
+                    groups.setdefault(p[0], []).append(tok)
+            self._by_first_byte = {b: np.array(ids, dtype=np.int64) for b, ids in groups.items()}
+        parts = [self._by_first_byte[b] for b in first_bytes if b in self._by_first_byte]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
     def is_eog(self, token: int) -> bool:
         import llama_cpp
@@ -111,6 +124,14 @@ class Engine:
             self._mem = llama_cpp.llama_get_memory(self._ctx)
             self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.n_parallel + 1)
         return self._ctx
+
+    def forget_prefix(self) -> None:
+        """Drop the cached shared prefix, so the next group starts from an empty cache."""
+        import llama_cpp
+
+        if self._ctx is not None:
+            llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
+        self._seq0 = []
 
     def close(self) -> None:
         import llama_cpp
@@ -189,7 +210,8 @@ class Engine:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok
                     else:
-                        picked = constrained_pick(row, states[j], language, self.piece, self.is_eog)
+                        picked = constrained_pick(row, states[j], language, self.piece, self.is_eog,
+                                                  self.tokens_starting_with)
                         tok, states[j] = picked if picked else (None, states[j])
                     if tok is None:
                         continue

@@ -55,6 +55,10 @@ class OutputLanguage:
                 break
         return states
 
+    def next_bytes(self, states: frozenset[State]) -> set[int]:
+        """The bytes that may come next."""
+        return {self.segments[s][a][off] for s, a, off in states if s < len(self.segments)}
+
     def is_end(self, states: frozenset[State]) -> bool:
         return self._end in states
 
@@ -84,23 +88,28 @@ def constrained_pick(
     language: OutputLanguage,
     piece: Callable[[int], bytes],
     is_stop: Callable[[int], bool],
+    candidates: Callable[[set[int]], np.ndarray] | None = None,
 ) -> tuple[int, frozenset[State]] | None:
-    """(next token, the states after it) under ``language``, or None to stop (the text is complete)."""
-    complete = language.is_end(states)
-    if complete and not language.can_go_on(states):
-        return None
-    top = np.argpartition(-logits, 64)[:64] if logits.size > 64 else np.arange(logits.size)
-    for order in (top[np.argsort(-logits[top], kind="stable")], np.argsort(-logits, kind="stable")):
-        for tok in order:
-            tok = int(tok)
-            if is_stop(tok):
-                if complete:
-                    return None
-                continue
-            text_piece = piece(tok)
-            after = language.advance(states, text_piece) if text_piece else frozenset()
-            if after:
-                return tok, after
-            if complete:  # the model prefers to write something else: the label ends here
-                return None
+    """(next token, the states after it) under ``language``, or None to stop.
+
+    A complete text stops unless the model's own first choice continues it. Otherwise the
+    best-scoring token that keeps the text in the language is taken; ``candidates`` (first
+    bytes -> token ids starting with one of them) spares scanning the whole vocabulary.
+    """
+    if language.is_end(states):
+        top = int(np.argmax(logits))
+        after = language.advance(states, piece(top)) if not is_stop(top) and piece(top) else frozenset()
+        return (top, after) if after else None
+    if candidates is not None:
+        pool = np.sort(candidates(language.next_bytes(states)))
+    else:
+        pool = np.arange(logits.size)
+    for tok in pool[np.argsort(-logits[pool], kind="stable")]:  # ties: lowest id first, as argmax
+        tok = int(tok)
+        if is_stop(tok):
+            continue
+        text_piece = piece(tok)
+        after = language.advance(states, text_piece) if text_piece else frozenset()
+        if after:
+            return tok, after
     return None
