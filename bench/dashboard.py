@@ -102,12 +102,15 @@ def render(state: DashboardState) -> RenderableType:
     """The whole dashboard from the state alone: no clocks read but the elapsed time's."""
     done = state.index - (0 if state.finished else 1) if state.index else 0
     elapsed = time.monotonic() - state.started
-    head = Text.assemble(("radlite bench", "bold"), f"  cell {state.index}/{state.total}  ·  {elapsed:.0f} s")
-    bar = ProgressBar(total=max(state.total, 1), completed=max(done, 0), width=None)
+    head = Table.grid(padding=(0, 2), expand=True)
+    head.add_column(no_wrap=True)
+    head.add_column(ratio=1)
+    head.add_column(no_wrap=True, justify="right")
+    head.add_row(Text("radlite bench", style="bold"), ProgressBar(total=max(state.total, 1), completed=max(done, 0)),
+                 f"cell {state.index}/{state.total} · {elapsed:.0f} s")
     notes = Text("\n".join(state.notes), style="dim")
-    body = Group(head, bar, Panel(_current(state), title="now"), _results_table(state), notes,
+    return Group(head, Panel(_current(state), title="now"), _results_table(state), notes,
                  Text(state.machine, style="dim"))
-    return body
 
 
 class Dashboard:
