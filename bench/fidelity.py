@@ -166,12 +166,13 @@ def measure_fidelity(
     ppl_ref = math.exp(ref_nll / n_positions)
     rows_out = []
     for path, tally in zip(candidates, tallies):
-        kld = np.concatenate(tally.kld).astype(np.float64)
+        kld = np.concatenate(tally.kld)
+        tally.kld.clear()
         summary = summarize(path)
         rows_out.append(Fidelity(
-            path=path, level=level_name(path), n_positions=tally.n, kld_mean=float(kld.mean()),
-            kld_sd=float(kld.std(ddof=1)) if kld.size > 1 else 0.0, kld_median=float(np.median(kld)),
-            kld_p99=float(np.percentile(kld, 99)), top1=tally.same_top / tally.n, ppl=math.exp(tally.nll / tally.n),
+            path=path, level=level_name(path), n_positions=tally.n, kld_mean=float(kld.mean(dtype=np.float64)),
+            kld_sd=float(kld.std(ddof=1, dtype=np.float64)) if kld.size > 1 else 0.0,
+            kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)), top1=tally.same_top / tally.n, ppl=math.exp(tally.nll / tally.n),
             ppl_ref=ppl_ref, bytes=summary.file_bytes, bits_per_weight=summary.bits_per_weight,
         ))
     facts = {"reference": str(reference), "text": text_name, "ctx": ctx, "windows": n_windows,

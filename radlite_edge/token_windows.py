@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import UserError
 
-_PIECE_CHARS = 1 << 16
+_PIECE_CHARS = 1 << 14
 
 
 def text_pieces(path: Path) -> Iterator[str]:
@@ -70,18 +70,23 @@ def token_windows(
     if size < 2:
         raise UserError(f"window of {size} tokens: need at least 2")
     buffer: list[int] = []
+    start = 0  # windows are cut from buffer[start:]; the consumed head is dropped per piece
     produced = 0
     for piece in pieces:
+        del buffer[:start]
+        start = 0
         buffer.extend(tokenize(piece))
-        while len(buffer) >= size:
-            window, buffer = buffer[:size], buffer[size:]
+        while len(buffer) - start >= size:
+            window = buffer[start:start + size]
+            start += size
             if first_token is not None:
                 window[0] = first_token
             yield window
             produced += 1
             if max_windows is not None and produced >= max_windows:
                 return
-    if keep_partial and len(buffer) >= 2:
+    rest = buffer[start:]
+    if keep_partial and len(rest) >= 2:
         if first_token is not None:
-            buffer[0] = first_token
-        yield buffer
+            rest[0] = first_token
+        yield rest
