@@ -69,5 +69,20 @@ bench-throughput: $(VENV)/.test $(LLAMA_BENCH)
 	$(BIN)/python -m radlite_edge.bench.vs_llama_bench --models-dir models
 	$(BIN)/radlite bench --synthetic qwen2.5-3b,qwen3-4b --levels q8_0,q4_k_m,q2_k -t 1,2 -r 3 --models-dir models
 
+# --- issue 4: quantization ladder ---
+.PHONY: llama-quantize bench-quantize
+# llama.cpp's llama-quantize and llama-imatrix, in llama-bench's build tree (same sources as the
+# pinned llama-cpp-python): the references `radlite quantize` and `radlite imatrix` are tested
+# against byte for byte (those tests skip until this is built).
+LLAMA_QUANTIZE := build/llama-bench-build/bin/llama-quantize
+llama-quantize: $(LLAMA_QUANTIZE)
+$(LLAMA_QUANTIZE): $(LLAMA_BENCH)
+	cmake --build build/llama-bench-build --target llama-quantize llama-imatrix -j $$(nproc)
+
+# The ladder for the full-size Qwen2.5-3B shape, beside llama-quantize (docs/BENCHMARKS.md).
+bench-quantize: $(VENV)/.test $(LLAMA_QUANTIZE)
+	$(BIN)/python -m radlite_edge.bench.quantize_ladder --models models -t 2 --with-llama-quantize
+# --- end issue 4 ---
+
 clean:
 	rm -rf build runs .pytest_cache

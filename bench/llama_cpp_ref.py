@@ -32,6 +32,18 @@ def find_source() -> Path | None:
     return None
 
 
+TOOLS_ENV = "RADLITE_LLAMA_CPP_BIN"
+TOOLS_DEFAULT = Path("build/llama-bench-build/bin")  # make llama-bench / make llama-quantize
+
+
+def find_tool(name: str) -> Path | None:
+    """A llama.cpp tool (llama-quantize, llama-imatrix, ...) built from the same sources, if built."""
+    for candidate in (os.environ.get(TOOLS_ENV), TOOLS_DEFAULT, Path(__file__).resolve().parents[1] / TOOLS_DEFAULT):
+        if candidate and (Path(candidate) / name).is_file():
+            return (Path(candidate) / name).resolve()
+    return None
+
+
 def command(checkpoint: Path, outfile: Path, outtype: str) -> list[str]:
     return [sys.executable, "-m", "radlite_edge.bench.llama_cpp_ref", str(checkpoint), "--outfile", str(outfile),
             "--outtype", outtype]

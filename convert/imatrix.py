@@ -10,7 +10,9 @@ the quantizer reads, with llama.cpp's own graph, and the tensor names are GGUF n
 Written in llama.cpp's imatrix GGUF format (``tools/imatrix/imatrix.cpp``): general.type
 ``imatrix``, ``imatrix.datasets`` / ``imatrix.chunk_count`` / ``imatrix.chunk_size``, and
 per weight ``<name>.in_sum2`` (F32, ne = [columns, matrices]: raw sums of squares) and
-``<name>.counts`` (F32, ne = [1, matrices]: rows summed). The quantizer gets
+``<name>.counts`` (F32, ne = [1, matrices]: rows summed); dense models have one matrix
+per weight, stored 1-D as llama-imatrix stores it. The gguf library adds
+``general.architecture``, which llama.cpp's reader ignores. The quantizer gets
 sums / counts, as ``llama-quantize`` passes them.
 """
 
@@ -194,9 +196,10 @@ class ImatrixData:
     datasets: list[str] = field(default_factory=list)
 
     def means(self) -> dict[str, np.ndarray]:
-        """What the quantizer takes: the mean square per column (llama-quantize's load_imatrix)."""
-        return {name: (s / self.counts[name]).astype(np.float32) if self.counts[name] else np.ones_like(s, np.float32)
-                for name, s in self.sums.items()}
+        """What the quantizer takes: the mean square per column, in float32 arithmetic as
+        llama-quantize's load_imatrix does it (a count of 0 gives ones)."""
+        return {name: s.astype(np.float32) / np.float32(self.counts[name]) if self.counts[name]
+                else np.ones(s.shape, np.float32) for name, s in self.sums.items()}
 
 
 def calibration_pieces(calib: Path | None) -> tuple[Iterator[str], str]:
@@ -314,8 +317,9 @@ def write_imatrix(data: ImatrixData, out: Path, *, arch: str) -> None:
             writer.add_uint32(gguf.Keys.IMatrix.CHUNK_COUNT, data.chunk_count)
             writer.add_uint32(gguf.Keys.IMatrix.CHUNK_SIZE, data.chunk_size)
             for name in sorted(data.sums):
-                writer.add_tensor(name + _SUMS, data.sums[name].astype(np.float32).reshape(1, -1))
-                writer.add_tensor(name + _COUNTS, np.array([[data.counts[name]]], dtype=np.float32))
+                # one matrix per weight: ggml stores these [columns] and [1], as llama-imatrix's file has them
+                writer.add_tensor(name + _SUMS, data.sums[name].astype(np.float32))
+                writer.add_tensor(name + _COUNTS, np.array([data.counts[name]], dtype=np.float32))
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_tensors_to_file()

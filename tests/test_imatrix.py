@@ -4,16 +4,20 @@ imatrix file format, and what the matrix does to the quantized model."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import gguf
 import numpy as np
 import pytest
 
 from radlite_edge.bench.fidelity import measure_fidelity
+from radlite_edge.bench.llama_cpp_ref import find_tool
 from radlite_edge.cli import main
-from radlite_edge.convert.imatrix import calibration_pieces, compute_imatrix, make_imatrix, read_imatrix
+from radlite_edge.convert.imatrix import (CALIBRATION_SEED, calibration_pieces, compute_imatrix, make_imatrix,
+                                         read_imatrix)
 from radlite_edge.convert.quantize import quantize_ladder
 from radlite_edge.llm import load
+from radlite_edge.synth.corpus import radiology_corpus
 from radlite_edge.token_windows import token_windows
 
 CHUNK, N_CHUNKS = 128, 6
@@ -111,10 +115,10 @@ def test_file_is_llama_cpp_imatrix_format(imatrix_file, f16):
     for t in reader.tensors:
         assert t.tensor_type == gguf.GGMLQuantizationType.F32
         weight = t.name.rsplit(".", 1)[0]
-        if t.name.endswith(".in_sum2"):
-            assert [int(d) for d in t.shape] == [int(model[weight].shape[0]), 1]  # ne = [columns, matrices]
+        if t.name.endswith(".in_sum2"):  # ne = [columns] (one matrix)
+            assert [int(d) for d in t.shape] == [int(model[weight].shape[0])]
         else:
-            assert [int(d) for d in t.shape] == [1, 1] and float(t.data[0, 0]) == 256 * 32
+            assert [int(d) for d in t.shape] == [1] and float(t.data[0]) == 256 * 32
     data = read_imatrix(imatrix_file)
     means = data.means()
     some = next(iter(data.sums))
@@ -210,3 +214,29 @@ def test_imatrix_lowers_kld_on_held_out_radiology_text(f16, low_levels):
         assert kld[("imatrix", level)] < kld[("plain", level)], kld
     # and not by a hair: a few per cent at least on this model
     assert kld[("imatrix", "Q2_K")] < 0.97 * kld[("plain", "Q2_K")], kld
+
+
+LLAMA_IMATRIX = find_tool("llama-imatrix")
+
+
+@pytest.mark.skipif(LLAMA_IMATRIX is None, reason="llama.cpp's llama-imatrix is not built (make llama-quantize)")
+@pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3"])
+def test_matches_llama_imatrix(name, tiny_gguf, tmp_path, capsys):
+    """llama.cpp's own tool on the same text and chunks: same entries, counts, chunks, sums."""
+    model = tiny_gguf(name, "f16")
+    calib = tmp_path / "calib.txt"  # under one piece of text, so both tokenize it whole
+    calib.write_text("\n".join(radiology_corpus(40, seed=CALIBRATION_SEED)) + "\n")
+    theirs = tmp_path / "theirs.gguf"
+    proc = subprocess.run([str(LLAMA_IMATRIX), "-m", str(model), "-f", str(calib), "-o", str(theirs), "-c", "128",
+                           "-b", "128", "-ub", "128", "-t", "2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, _, err = _run(capsys, "imatrix", str(model), "--calib", str(calib), "-o", str(tmp_path / "ours.gguf"),
+                        "--chunk", "128", "-t", "2")
+    assert code == 0, err
+    a, b = read_imatrix(theirs), read_imatrix(tmp_path / "ours.gguf")
+    assert (a.chunk_size, a.chunk_count, a.datasets) == (b.chunk_size, b.chunk_count, b.datasets) == \
+        (128, a.chunk_count, [str(calib)])
+    assert a.chunk_count >= 8
+    assert a.counts == b.counts and sorted(a.sums) == sorted(b.sums)
+    for weight in a.sums:  # llama-imatrix adds up in float32, we in float64
+        np.testing.assert_allclose(b.sums[weight], a.sums[weight], rtol=1e-4, err_msg=weight)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 
 import gguf
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as QT
 
+from radlite_edge.bench.llama_cpp_ref import find_tool
 from radlite_edge.cli import main
 from radlite_edge.convert.imatrix import ImatrixData, make_imatrix, read_imatrix, write_imatrix
 from radlite_edge.convert.inspect_gguf import summarize
@@ -303,3 +305,25 @@ def test_thread_count_does_not_change_the_bytes(f16, tmp_path):
     one = quantize_ladder(f16, "q4_k_m", tmp_path / "t1", n_threads=1)[0].path
     two = quantize_ladder(f16, "q4_k_m", tmp_path / "t2", n_threads=2)[0].path
     assert one.read_bytes() == two.read_bytes()
+
+
+# ------------------------------------------- llama.cpp's own llama-quantize
+
+LLAMA_QUANTIZE = find_tool("llama-quantize")
+
+
+@pytest.mark.skipif(LLAMA_QUANTIZE is None, reason="llama.cpp's llama-quantize is not built (make llama-quantize)")
+@pytest.mark.parametrize("level,with_imatrix", [("Q8_0", False), ("Q4_K_M", False), ("Q2_K", True),
+                                                ("IQ2_XS", True), ("IQ4_XS", True)])
+def test_same_file_as_llama_quantize(level, with_imatrix, f16, imatrix_file, tmp_path):
+    """Byte for byte what llama-quantize writes, reading our imatrix file itself where one is used."""
+    ours = quantize_ladder(f16, [level], tmp_path / "ours", imatrix=imatrix_file if with_imatrix else None,
+                           n_threads=2)[0].path
+    theirs = tmp_path / "theirs.gguf"
+    imatrix_args = ["--imatrix", str(imatrix_file)] if with_imatrix else []
+    proc = subprocess.run([str(LLAMA_QUANTIZE), *imatrix_args, str(f16), str(theirs), level, "2"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if with_imatrix:
+        assert "loaded 14 importance matrix entries" in proc.stdout + proc.stderr
+    assert theirs.read_bytes() == ours.read_bytes()
