@@ -2,19 +2,21 @@
 
 - ``naive``: what the RadLite notebook does, one ``Llama.__call__`` per prompt
   (llama-cpp-python reuses the longest common token prefix with the previous prompt).
-- ``generate``: a second llama.cpp context with several sequences, each with its own KV
-  stream. The longest prefix shared by a group of prompts (system prompt, task
+- ``generate``: a second llama.cpp context with several sequences over one unified KV
+  cache. The longest prefix shared by a group of prompts (system prompt, task
   instruction, few-shot turns) is evaluated once into sequence 0 and kept across groups;
-  each prompt's sequence starts from a copy of those cells, its own suffix is evaluated
-  in one batch with the others, and decoding advances every unfinished sequence by one
-  token per llama.cpp call, so the weights are read once per step for the whole group.
-  Tokens are chosen by argmax (as llama.cpp's greedy sampler, first index on ties), or
-  under a closed output language (``tasks.constraint``).
+  each prompt's sequence shares those cells, its own suffix is evaluated in one batch with
+  the others, and decoding advances every unfinished sequence by one token per llama.cpp
+  call, so the weights are read once per step for the whole group. Tokens are chosen by
+  argmax (as llama.cpp's greedy sampler, first index on ties), or under a closed output
+  language (``tasks.constraint``).
 
-Separate KV streams, not one unified cache, because attention then visits each sequence's
-cells in position order as a lone ``Llama`` does: with a unified cache the interleaved
-cells change llama.cpp's float accumulation order, and greedy outputs drifted from the
-naive path on the tiny models; with separate streams they are identical.
+The two paths compute the same tokens in different batch shapes, and llama.cpp's CPU
+kernels are not batch-invariant (one-row and many-row matrix products, and attention over
+interleaved cells, accumulate floats in different orders). Greedy outputs are therefore the
+same wherever the top two logits are not within that rounding of each other; where they
+are, the paths may fork. tests/test_eval.py holds them identical on a tiny model, and
+bench/eval_speed.py counts identical outputs on the full-size shapes.
 """
 
 from __future__ import annotations
@@ -116,8 +118,11 @@ class Engine:
 
             params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
             params.n_seq_max = self.n_parallel + 1
-            params.n_ctx = self.n_ctx * params.n_seq_max  # n_ctx cells for every sequence
-            params.kv_unified = False
+            params.n_ctx = self.n_ctx * params.n_seq_max  # room for every sequence at full length
+            # One unified cache: a decode step over several sequences is then one llama.cpp
+            # ubatch that reads the weights once (with a stream per sequence, llama.cpp split
+            # the step into one ubatch per sequence: 4 sequences cost 3x one).
+            params.kv_unified = True
             self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
             if not self._ctx:
                 raise RuntimeError("llama.cpp could not create the parallel context")
@@ -186,7 +191,7 @@ class Engine:
             while i + len(group) < len(prompts) and len(group) < self.n_parallel:
                 group.append(list(prompts[i + len(group)]))
             longest = max(len(p) for p in group)
-            if longest + max_tokens > self.n_ctx:
+            if longest + max_tokens > self.n_ctx:  # the unified cache has room for every sequence at n_ctx
                 raise RuntimeError(f"a prompt of {longest} tokens + {max_tokens} to generate does not fit "
                                    f"the context of {self.n_ctx} tokens (raise -c)")
             shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
