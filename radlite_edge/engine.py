@@ -55,6 +55,9 @@ class Engine:
         self.model_path = Path(model_path)
         self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
         self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
+        # cells of the parallel context: the shared prefix once, then every sequence's own
+        # suffix and generation; a group that would not fit is split
+        self.capacity = 2 * n_ctx
         self.n_vocab = self.llm.n_vocab()
         self._vocab = None
         self._ctx = None
@@ -118,7 +121,7 @@ class Engine:
 
             params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
             params.n_seq_max = self.n_parallel + 1
-            params.n_ctx = self.n_ctx * params.n_seq_max  # room for every sequence at full length
+            params.n_ctx = self.capacity
             # One unified cache: a decode step over several sequences is then one llama.cpp
             # ubatch that reads the weights once (with a stream per sequence, llama.cpp split
             # the step into one ubatch per sequence: 4 sequences cost 3x one).
@@ -188,12 +191,16 @@ class Engine:
         i = 0
         while i < len(prompts):
             group = [list(prompts[i])]
-            while i + len(group) < len(prompts) and len(group) < self.n_parallel:
-                group.append(list(prompts[i + len(group)]))
-            longest = max(len(p) for p in group)
-            if longest + max_tokens > self.n_ctx:  # the unified cache has room for every sequence at n_ctx
-                raise RuntimeError(f"a prompt of {longest} tokens + {max_tokens} to generate does not fit "
+            if len(group[0]) + max_tokens > self.n_ctx:
+                raise RuntimeError(f"a prompt of {len(group[0])} tokens + {max_tokens} to generate does not fit "
                                    f"the context of {self.n_ctx} tokens (raise -c)")
+            while i + len(group) < len(prompts) and len(group) < self.n_parallel:
+                cand = group + [list(prompts[i + len(group)])]
+                common = min(_common_prefix(cand[0], p) for p in cand)
+                if len(cand[-1]) + max_tokens > self.n_ctx or \
+                        common + sum(len(p) - common + max_tokens for p in cand) > self.capacity:
+                    break
+                group = cand
             shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
             t0 = time.perf_counter()
             self._set_prefix(group[0][:shared])
