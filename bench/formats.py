@@ -156,17 +156,21 @@ MAIN_HEADER = ("model", "level", "GiB", "test", "threads", "depth", "value", "un
 
 
 def machine_lines(machine: dict) -> list[str]:
+    m = machine.get
+    features = ", ".join(m("llama_cpp_features") or []) or m("llama_cpp_system_info")
     return [
-        f"- CPU: {machine.get('cpu')} ({machine.get('arch')}), {machine.get('physical_cores')} cores, "
-        f"{machine.get('logical_cpus')} threads ({machine.get('usable_cpus')} usable), {machine.get('ram_gib')} GiB RAM",
-        f"- OS: {machine.get('os')}, Python {machine.get('python')}",
-        f"- llama-cpp-python {machine.get('llama_cpp_python')}, llama.cpp/ggml {machine.get('ggml')}, "
-        f"gguf {machine.get('gguf')}",
-        f"- llama.cpp uses: {', '.join(machine.get('llama_cpp_features') or []) or machine.get('llama_cpp_system_info')}",
+        f"- CPU: {m('cpu')} ({m('arch')}), {m('physical_cores')} cores, {m('logical_cpus')} threads "
+        f"({m('usable_cpus')} usable), {m('ram_gib')} GiB RAM",
+        f"- OS: {m('os')}, Python {m('python')}",
+        f"- llama-cpp-python {m('llama_cpp_python')}, llama.cpp/ggml {m('ggml')}, gguf {m('gguf')}",
+        f"- llama.cpp uses: {features}",
     ]
 
 
-def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[tuple[int, float, float | None, float | None]], int]]:
+Step = tuple[int, float, "float | None", "float | None"]  # threads, tok/s, step speed-up, step efficiency
+
+
+def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[Step], int]]:
     """(model, level, test, [(threads, tok/s, step speed-up, step efficiency)], best threads) per series."""
     series: dict[tuple, list[Result]] = defaultdict(list)
     for r in results:

@@ -178,6 +178,7 @@ class _Runner:
         self.run_id = uuid.uuid4().hex[:12]
         self.rng = np.random.default_rng(spec.seed)
         self.results: list[Result] = []
+        self.depth_states: dict[int, tp.DepthState] = {}  # per model: its KV cache at each depth
 
     # -- records
 
@@ -227,9 +228,9 @@ class _Runner:
             self.results.append(Result.from_samples(
                 list(bandwidth[t].gbps), stat="median", keep=True, model=mb.name, level=mb.level,
                 benchmark="bandwidth", metric="read_gbps", unit="GB/s",
-                params={"run": self.run_id, "test": "bandwidth", "file": mb.path.name, "threads": t, "probe": roofline.PROBE,
-                        "array_bytes": bandwidth[t].array_bytes}))
-        self.depth_states: dict[int, tp.DepthState] = {}
+                params={"run": self.run_id, "test": "bandwidth", "file": mb.path.name, "threads": t,
+                        "probe": roofline.PROBE, "array_bytes": bandwidth[t].array_bytes}))
+        self.depth_states = {}
         llm = None
         try:
             for cell in cells:

@@ -259,7 +259,6 @@ def _rss_probe(argv: list[str]) -> int:
     llm = open_model(a.model, params)
     rng = np.random.default_rng(0)
     n_prompt = max(1, min(a.n_prompt, a.ctx - RSS_PROBE_GEN))
-    tg_once(llm, prefill(llm, []), 0, rng)
     pp_once(llm, prefill(llm, []), n_prompt, rng)
     for token in random_tokens(llm, RSS_PROBE_GEN, rng):
         llm.eval([token])
