@@ -86,3 +86,6 @@ bench-quantize: $(VENV)/.test $(LLAMA_QUANTIZE)
 
 clean:
 	rm -rf build runs .pytest_cache
+
+# CI runs the llama-quantize / llama-imatrix reference tests too (they skip only when these are absent).
+test: $(LLAMA_QUANTIZE)
