@@ -143,7 +143,7 @@ def llama_quantize(source: Path, dest: Path, level: Level, *, n_threads: int | N
     params = llama_cpp.llama_model_quantize_default_params()
     params.nthread = n_threads or 0
     params.ftype = int(level.ftype)
-    keep: list = []
+    alive: list = []  # what the C side reads during the call: it must outlive it
     if imatrix is not None:
         path, data = imatrix
         entries, arrays = _imatrix_entries(data.means())
@@ -154,7 +154,7 @@ def llama_quantize(source: Path, dest: Path, level: Level, *, n_threads: int | N
         if data.chunk_count:
             kv.append(("quantize.imatrix.chunks_count", data.chunk_count))
         kvs = _kv_overrides(kv)
-        keep += [entries, arrays, kvs]
+        alive += [entries, arrays, kvs]
         params.imatrix = entries
         params.kv_overrides = kvs
     llama_cpp.llama_backend_init()
@@ -233,7 +233,6 @@ def quantize_ladder(
     source_sha: str | None = None
     results = []
     for level, out in outputs:
-        t0 = time.perf_counter()
         params = {"level": level.name, "imatrix_sha256": imatrix_sha}
         if on_level:
             on_level(level, out)
@@ -243,6 +242,7 @@ def quantize_ladder(
             continue
         if source_sha is None:  # hashed once per run, and only when something is made
             source_sha = sha256_file(source)
+        t0 = time.perf_counter()
         with atomic_path(out) as tmp:
             llama_quantize(source, tmp, level, n_threads=n_threads,
                            imatrix=(imatrix_path, imatrix_data) if imatrix_data is not None else None,
