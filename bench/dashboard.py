@@ -37,6 +37,7 @@ class DashboardState:
     last: str = ""  # the last repetition's figure, with its unit
     rss_bytes: int | None = None
     roofline: float | None = None  # the last tg cell's share of its ceiling
+    other_cpu: float | None = None  # the share of the CPUs other processes took during the last test
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -62,6 +63,8 @@ def apply(state: DashboardState, event: Event) -> None:
         for r in event.results:
             if r.params.get("roofline_fraction") is not None:
                 state.roofline = float(r.params["roofline_fraction"])  # type: ignore[arg-type]
+            if r.params.get("other_cpu_share") is not None:
+                state.other_cpu = float(r.params["other_cpu_share"])  # type: ignore[arg-type]
     del state.notes[:-4]
 
 
@@ -80,6 +83,11 @@ def _current(state: DashboardState) -> RenderableType:
     grid.add_row("last figure", state.last or "…")
     grid.add_row("RSS", f"{state.rss_bytes / 2**30:.2f} GiB" if state.rss_bytes else "")
     grid.add_row("roofline", f"{100 * state.roofline:.0f}% of the memory ceiling" if state.roofline is not None else "")
+    if state.other_cpu is not None:
+        busy = state.other_cpu > formats.BUSY
+        grid.add_row("other load", Text(f"{100 * state.other_cpu:.0f}% of the CPUs during the last test"
+                                        + (": not this device's figure alone" if busy else ""),
+                                        style="bold red" if busy else ""))
     return grid
 
 
@@ -163,6 +171,8 @@ class ProgressLines:
             for row in formats.rows(event.results):
                 value, unit = formats.format_value(row)
                 roof = f" · {100 * float(row['roofline']):.0f}% of roofline" if row["roofline"] is not None else ""
+                if row["other_cpu"] is not None and float(row["other_cpu"]) > formats.BUSY:
+                    roof += f" · other processes took {100 * float(row['other_cpu']):.0f}% of the CPUs"
                 self.console.print(f"[{event.index}/{event.total}] {row['model']} {row['level']} {formats.label(row)} "
                                    f"t={row['threads']} d={row['n_depth'] or 0}: {value} {unit} (n={row['n']}){roof}",
                                    markup=False, highlight=False)

@@ -25,8 +25,9 @@ MEMORY_BOUND = 0.6  # at or above this share of its roofline a decode is limited
 COLUMNS = (
     "model", "level", "file_gib", "test", "metric", "threads", "n_prompt", "n_gen", "n_depth", "n", "stat",
     "value", "stdev", "unit", "samples", "kv_mib", "bandwidth_gbps", "ceiling_tok_s", "roofline", "speedup",
-    "efficiency",
+    "efficiency", "other_cpu",
 )
+BUSY = 0.05  # other processes took more than this share of the CPUs: the figure is not the device's alone
 
 _LABELS = {
     "load_cold_s": "load, cold cache", "load_warm_s": "load, warm cache", "peak_rss_bytes": "peak RSS",
@@ -75,7 +76,7 @@ def rows(results: Sequence[Result]) -> list[dict[str, object]]:
             "stdev": r.spread, "unit": r.unit, "samples": ";".join(f"{x:.6g}" for x in (r.samples or [])),
             "kv_mib": kv / 2**20 if kv is not None else None, "bandwidth_gbps": p.get("bandwidth_gbps"),
             "ceiling_tok_s": p.get("ceiling_tok_s"), "roofline": p.get("roofline_fraction"),
-            "speedup": speedup, "efficiency": efficiency,
+            "speedup": speedup, "efficiency": efficiency, "other_cpu": p.get("other_cpu_share"),
         })
     return out
 
@@ -152,7 +153,7 @@ def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
-MAIN_HEADER = ("model", "level", "GiB", "test", "threads", "depth", "value", "unit", "n", "roofline")
+MAIN_HEADER = ("model", "level", "GiB", "test", "threads", "depth", "value", "unit", "n", "roofline", "other load")
 
 
 def machine_lines(machine: dict) -> list[str]:
@@ -200,9 +201,15 @@ def to_markdown(results: Sequence[Result], *, title: str = "radlite bench") -> s
         value, unit = format_value(row)
         depth = "" if row["n_depth"] in (None, 0) else str(row["n_depth"])
         gib = _num(row["file_gib"], 3) if row["file_gib"] is not None else ""
+        other = row["other_cpu"]
+        busy = f"{100 * float(other):.0f}%" if other is not None and float(other) > BUSY else ""  # type: ignore[arg-type]
         body.append((str(row["model"]), str(row["level"]), gib, label(row), str(row["threads"] or ""), depth,
-                     value, unit, str(row["n"]), _num(row["roofline"], 2) if row["roofline"] is not None else ""))
+                     value, unit, str(row["n"]), _num(row["roofline"], 2) if row["roofline"] is not None else "",
+                     busy))
     lines += _table(MAIN_HEADER, body)
+    if any(b[-1] for b in body):
+        lines += ["", f"other load: the share of the CPUs other processes used while the test ran, where above "
+                      f"{100 * BUSY:.0f}%; such a figure is not the device's alone."]
 
     scaling = [s for s in scaling_rows(results) if len(s[3]) > 1]
     if scaling:

@@ -302,11 +302,13 @@ class _Runner:
         if spec.warmup:  # as llama-bench: a whole prompt run, or one generated token
             once(llm, state, n if cell.test == "pp" else 1, self.rng)
         tok_s = []
+        other = tp.OtherLoad()
         for rep in range(spec.reps):
             seconds = once(llm, state, n, self.rng)
             tok_s.append(n / seconds)
             self._rep(cell, rep + 1, tok_s[-1], "tok/s")
-        extra: dict[str, object] = {"n_ctx": ctx.n_ctx, "kv_bytes": mb.kv_bytes(cell.depth + n)}
+        extra: dict[str, object] = {"n_ctx": ctx.n_ctx, "kv_bytes": mb.kv_bytes(cell.depth + n),
+                                    "other_cpu_share": other.share()}
         if cell.test == "tg":
             per_token = mb.tg_bytes_per_token(depth=cell.depth, n_gen=n)
             mean = float(np.mean(tok_s))
@@ -324,12 +326,14 @@ class _Runner:
         if spec.warmup:
             tp.request_once(llm, prompter, req.messages, 1)
         ttft, total = [], []
+        other = tp.OtherLoad()
         for rep in range(spec.reps):
             a, b = tp.request_once(llm, prompter, req.messages, req.max_tokens)
             ttft.append(a)
             total.append(b)
             self._rep(cell, rep + 1, b, "s")
         extra = {"prompt_tokens": prompt_tokens[i], "max_tokens": req.max_tokens, "n_ctx": ctx.n_ctx,
+                 "other_cpu_share": other.share(),
                  "measured": "chat template + prompt decode + greedy generation of all max_tokens (EOS ignored)"}
         self._done(cell, mb, [self._record(mb, cell, "ttft_s", ttft, "s", **extra),
                               self._record(mb, cell, "total_s", total, "s", **extra)])

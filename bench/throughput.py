@@ -85,6 +85,35 @@ def random_tokens(llm, n: int, rng: np.random.Generator) -> list[int]:
     return rng.integers(0, llm.n_vocab(), size=n).tolist()
 
 
+class OtherLoad:
+    """The share of the machine's CPU time that other processes took since creation.
+
+    On a shared box (or a kiosk running its UI) a figure measured while something else
+    ran is not the device's; recording the share says which figures to distrust. Steal
+    time counts too: on a VM it is another guest's load.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._proc = psutil.Process()
+        self._start = self._snapshot()
+
+    def _snapshot(self) -> tuple[float, float, float]:
+        t = self._psutil.cpu_times()
+        busy = sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+        own = self._proc.cpu_times()
+        mine = own.user + own.system + own.children_user + own.children_system
+        return time.monotonic(), busy, mine
+
+    def share(self) -> float:
+        t1, busy1, mine1 = self._snapshot()
+        t0, busy0, mine0 = self._start
+        cpus = self._psutil.cpu_count() or 1
+        return max(0.0, ((busy1 - busy0) - (mine1 - mine0)) / max((t1 - t0) * cpus, 1e-9))
+
+
 # ------------------------------------------------------------ page cache
 
 
