@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from rich.table import Table
 
-from radlite_edge.convert.inspect_gguf import open_complete, summarize
+from radlite_edge.convert.inspect_gguf import open_complete, open_model, summarize
 from radlite_edge.errors import UserError
 from radlite_edge.levels import level_for_ftype
 from radlite_edge.llm import load
@@ -92,7 +92,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _open(path: Path, ctx: int, n_threads: int | None):
-    open_complete(path)  # a clear error for a non-GGUF or truncated file before llama.cpp sees it
+    open_model(path)  # a clear error for a non-GGUF, truncated or non-model file before llama.cpp sees it
     return load(path, n_ctx=ctx, n_threads=n_threads, n_batch=ctx, n_ubatch=ctx, logits_all=True)
 
 
@@ -207,10 +207,10 @@ def to_results(rows: Sequence[Fidelity], facts: dict, *, model: str) -> list[Res
 def fidelity_table(rows: Sequence[Fidelity], facts: dict) -> Table:
     table = Table(title=f"fidelity vs {Path(facts['reference']).name} · {facts['positions']} positions in "
                         f"{facts['windows']} windows of {facts['ctx']} tokens · PPL(ref) {facts['ppl_reference']:.4g}")
-    for col in ("level", "MiB", "bits/w", "KLD mean", "KLD median", "KLD p99", "top-1", "PPL", "PPL ratio"):
-        table.add_column(col, justify="left" if col == "level" else "right")
+    for col in ("level", "file", "MiB", "bits/w", "KLD mean", "KLD median", "KLD p99", "top-1", "PPL", "PPL ratio"):
+        table.add_column(col, justify="left" if col in ("level", "file") else "right")
     for r in rows:
-        table.add_row(r.level, f"{r.bytes / 2**20:.2f}", f"{r.bits_per_weight:.2f}", f"{r.kld_mean:.4g}",
+        table.add_row(r.level, r.path.name, f"{r.bytes / 2**20:.2f}", f"{r.bits_per_weight:.2f}", f"{r.kld_mean:.4g}",
                       f"{r.kld_median:.4g}", f"{r.kld_p99:.4g}", f"{100 * r.top1:.2f}%", f"{r.ppl:.4g}",
                       f"{r.ppl_ratio:.4f}")
     return table

@@ -36,7 +36,7 @@ from radlite_edge.llm import captured_llama_log
 from radlite_edge.synth.corpus import radiology_corpus
 from radlite_edge.token_windows import joined_pieces, text_pieces, token_windows
 
-from .inspect_gguf import open_complete
+from .inspect_gguf import open_complete, open_model
 
 # The embedded tokenizer is trained on the corpus drawn with seed 0; calibration draws
 # seed 1, and the fidelity benchmark holds out seed 2.
@@ -439,10 +439,7 @@ def make_imatrix(
 
             model_path = Path(tmp) / f"{source.name}-F16.gguf"
             convert_checkpoint(source, model_path, outtype="f16", n_threads=n_threads)
-        reader = open_complete(model_path)
-        kind = reader.fields.get(gguf.Keys.General.TYPE)
-        if kind is not None and kind.contents() != gguf.GGUFType.MODEL:
-            raise UserError(f"{source}: a GGUF of type {kind.contents()!r}, not a model")
+        reader = open_model(model_path)
         arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
         del reader
         data = compute_imatrix(model_path, pieces, chunk_size=chunk_size, max_chunks=max_chunks,

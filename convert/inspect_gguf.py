@@ -71,6 +71,15 @@ def open_complete(path: Path) -> gguf.GGUFReader:
     return reader
 
 
+def open_model(path: Path) -> gguf.GGUFReader:
+    """``open_complete``, and a GGUF that is not a model (an imatrix, a LoRA adapter) is refused."""
+    reader = open_complete(path)
+    kind = reader.fields.get(gguf.Keys.General.TYPE)
+    if kind is not None and kind.contents() != gguf.GGUFType.MODEL:
+        raise UserError(f"{path}: a GGUF of type {kind.contents()!r}, not a model")
+    return reader
+
+
 def summarize(path: Path) -> GGUFSummary:
     reader = open_complete(path)
     metadata = {name: _value(f) for name, f in reader.fields.items() if not name.startswith("GGUF.")}

@@ -32,7 +32,7 @@ from radlite_edge.levels import Level, get_level, level_for_ftype
 from radlite_edge.llm import captured_llama_log
 
 from . import imatrix as im
-from .inspect_gguf import open_complete
+from .inspect_gguf import open_complete, open_model
 
 SOURCE_TYPES = (QT.F32, QT.F16, QT.BF16)  # what llama.cpp quantizes without requantizing
 _POLL_S = 0.25
@@ -89,10 +89,7 @@ def output_path(outdir: Path, name: str, level: Level) -> Path:
 
 def check_source(source: Path) -> gguf.GGUFReader:
     """A complete model GGUF whose weights are still F32/F16/BF16; anything else is refused."""
-    reader = open_complete(source)
-    kind = reader.fields.get(gguf.Keys.General.TYPE)
-    if kind is not None and kind.contents() != gguf.GGUFType.MODEL:
-        raise UserError(f"{source}: a GGUF of type {kind.contents()!r}, not a model: give the F16 GGUF of radlite convert")
+    reader = open_model(source)
     quantized = Counter(t.tensor_type.name for t in reader.tensors if t.tensor_type not in SOURCE_TYPES)
     if quantized:
         ftype = reader.fields.get(gguf.Keys.General.FILE_TYPE)

@@ -18,6 +18,7 @@ import pytest
 
 from radlite_edge.bench.fidelity import HELD_OUT_SEED, measure_fidelity
 from radlite_edge.cli import main
+from radlite_edge.convert.imatrix import make_imatrix
 from radlite_edge.convert.quantize import quantize_ladder
 from radlite_edge.llm import load
 from radlite_edge.results import read_jsonl
@@ -176,6 +177,9 @@ def test_bad_inputs(f16, levels, tmp_path, capsys):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(levels["Q8_0"].read_bytes()[:-1000])
     assert "truncated" in error(str(f16), str(cut))
+    imatrix = tmp_path / "imatrix.gguf"
+    make_imatrix(f16, imatrix, chunk_size=64, max_chunks=1, n_threads=2)
+    assert "of type 'imatrix', not a model" in error(str(f16), str(imatrix))
     binary = tmp_path / "held.txt"
     binary.write_bytes(b"\x00\x01\x02 binary")
     assert "not text" in error(str(f16), str(levels["Q8_0"]), "--text", str(binary))
