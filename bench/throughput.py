@@ -91,13 +91,21 @@ class OtherLoad:
     On a shared box (or a kiosk running its UI) a figure measured while something else
     ran is not the device's; recording the share says which figures to distrust. Steal
     time counts too: on a VM it is another guest's load.
+
+    The kernel counts CPU time in clock ticks (10 ms), the machine's and ours separately,
+    so over a short test the difference of two tick counts says nothing: below
+    ``MIN_SECONDS`` the share is ``None`` (unknown), not a number that can read 270%.
     """
+
+    MIN_SECONDS = 0.5  # 2 ticks of error in 50+ ticks per CPU: a few percent at worst
 
     def __init__(self) -> None:
         import psutil
 
         self._psutil = psutil
         self._proc = psutil.Process()
+        # the aggregate line of /proc/stat sums exactly the per-CPU lines: divide by their count
+        self._cpus = len(psutil.cpu_times(percpu=True)) or 1
         self._start = self._snapshot()
 
     def _snapshot(self) -> tuple[float, float, float]:
@@ -107,11 +115,13 @@ class OtherLoad:
         mine = own.user + own.system + own.children_user + own.children_system
         return time.monotonic(), busy, mine
 
-    def share(self) -> float:
+    def share(self) -> float | None:
         t1, busy1, mine1 = self._snapshot()
         t0, busy0, mine0 = self._start
-        cpus = self._psutil.cpu_count() or 1
-        return max(0.0, ((busy1 - busy0) - (mine1 - mine0)) / max((t1 - t0) * cpus, 1e-9))
+        if t1 - t0 < self.MIN_SECONDS:
+            return None
+        share = ((busy1 - busy0) - (mine1 - mine0)) / ((t1 - t0) * self._cpus)
+        return min(1.0, max(0.0, share))  # tick rounding can overshoot either end by a little
 
 
 # ------------------------------------------------------------ page cache

@@ -85,7 +85,8 @@ def test_tg_records_carry_the_roofline(grid):
         assert p["bandwidth_gbps"] > 0 and p["bytes_per_token"] > 0
         assert math.isclose(p["ceiling_tok_s"], p["bandwidth_gbps"] * 1e9 / p["bytes_per_token"])
         assert math.isclose(p["roofline_fraction"], r.value / p["ceiling_tok_s"])
-        assert 0 <= p["other_cpu_share"] <= 1.01  # the other processes' share of the CPUs, recorded
+        share = p["other_cpu_share"]  # recorded; unknown (None) when the test was too short to tell
+        assert share is None or 0 <= share <= 1
     deep = [r for r in tg if r.params["n_depth"] == 16]
     shallow = {(r.model, r.params["threads"]): r for r in tg if r.params["n_depth"] == 0}
     for r in deep:  # the KV read grows with depth

@@ -97,3 +97,22 @@ def test_roofline_arithmetic():
     assert math.isclose(roofline.fraction(15.0, 2e9, 40.0), 0.75)
     result = roofline.probe_bandwidth(1, reps=2)
     assert result.kind == roofline.PROBE and len(result.gbps) == 2 and result.median > 0
+
+
+def test_other_load_sees_another_process_and_not_a_short_window():
+    import subprocess
+    import sys
+    import time
+
+    assert tp.OtherLoad().share() is None  # a few ms: tick counts cannot tell
+    other = tp.OtherLoad()
+    # not reaped until after the reading, so its time is not counted as ours (children_*)
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 5: pass"])
+    try:
+        time.sleep(1.5)
+        share = other.share()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    cpus = len(__import__("psutil").cpu_times(percpu=True))
+    assert share is not None and 0.6 / cpus <= share <= 1.0, share  # one whole CPU of ``cpus`` was busy
