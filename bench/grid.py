@@ -224,6 +224,7 @@ class _Runner:
         for t in spec.threads:  # measured beside this model's decode: bandwidth drifts within minutes
             bandwidth[t] = roofline.probe_bandwidth(t)
             self.emit(Event("note", model=mb, message=f"read bandwidth at {t} thread(s): "
+                                                      f"best {bandwidth[t].best:.1f}, median "
                                                       f"{bandwidth[t].median:.1f} GB/s"))
             self.results.append(Result.from_samples(
                 list(bandwidth[t].gbps), stat="median", keep=True, model=mb.name, level=mb.level,
@@ -247,7 +248,7 @@ class _Runner:
                 if cell.test == "request":
                     self._request(llm, cell, mb, ctx, prompt_tokens)
                 else:
-                    self._pp_tg(llm, cell, mb, ctx, bandwidth[cell.threads])
+                    self._pp_tg(llm, cell, mb, ctx, roofline.ceiling_gbps(bandwidth, cell.threads))
         finally:
             if llm is not None:
                 llm.close()
@@ -292,7 +293,7 @@ class _Runner:
         ]
         self._done(cell, mb, records)
 
-    def _pp_tg(self, llm, cell: Cell, mb: roofline.ModelBytes, ctx: tp.ContextParams, bw) -> None:
+    def _pp_tg(self, llm, cell: Cell, mb: roofline.ModelBytes, ctx: tp.ContextParams, bw: float) -> None:
         spec = self.spec
         if cell.depth not in self.depth_states:  # saved once, restored before every repetition
             self.depth_states[cell.depth] = tp.prefill(llm, tp.random_tokens(llm, cell.depth, self.rng))
@@ -312,9 +313,9 @@ class _Runner:
         if cell.test == "tg":
             per_token = mb.tg_bytes_per_token(depth=cell.depth, n_gen=n)
             mean = float(np.mean(tok_s))
-            extra.update(bytes_per_token=per_token, bandwidth_gbps=bw.median, bandwidth_probe=roofline.PROBE,
-                         ceiling_tok_s=roofline.ceiling_tok_s(per_token, bw.median),
-                         roofline_fraction=roofline.fraction(mean, per_token, bw.median))
+            extra.update(bytes_per_token=per_token, bandwidth_gbps=bw, bandwidth_probe=roofline.PROBE,
+                         ceiling_tok_s=roofline.ceiling_tok_s(per_token, bw),
+                         roofline_fraction=roofline.fraction(mean, per_token, bw))
         self._done(cell, mb, [self._record(mb, cell, "tok_s", tok_s, "tok/s", **extra)])
 
     def _request(self, llm, cell: Cell, mb: roofline.ModelBytes, ctx: tp.ContextParams,

@@ -98,6 +98,18 @@ def probe_bandwidth(threads: int, *, reps: int = 5) -> BandwidthResult:
     return measure(PROBE, threads=threads, reps=reps)
 
 
+def ceiling_gbps(probes: dict[int, BandwidthResult], threads: int) -> float:
+    """The bandwidth a ``threads``-thread decode can draw on: the best rate the probe reached
+    with at most that many threads (STREAM reports its best rate; a ceiling is what the memory
+    can deliver, and a run with more threads can always leave some idle). On a shared VM a
+    probe at 2 threads can come out below the 1-thread one; the median of such a probe put
+    decode at 130 % of its "ceiling"."""
+    rates = [p.best for t, p in probes.items() if t <= threads]
+    if not rates:
+        raise ValueError(f"no bandwidth probe at {threads} thread(s) or fewer")
+    return max(rates)
+
+
 def ceiling_tok_s(bytes_per_token: float, gbps: float) -> float:
     return gbps * 1e9 / bytes_per_token
 

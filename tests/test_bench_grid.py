@@ -83,6 +83,9 @@ def test_tg_records_carry_the_roofline(grid):
     for r in tg:
         p = r.params
         assert p["bandwidth_gbps"] > 0 and p["bytes_per_token"] > 0
+        probes = [b for b in results if b.benchmark == "bandwidth" and b.params["file"] == p["file"]
+                  and b.params["threads"] <= p["threads"]]
+        assert probes and p["bandwidth_gbps"] == max(max(b.samples) for b in probes)  # the best rate at <= t threads
         assert math.isclose(p["ceiling_tok_s"], p["bandwidth_gbps"] * 1e9 / p["bytes_per_token"])
         assert math.isclose(p["roofline_fraction"], r.value / p["ceiling_tok_s"])
         share = p["other_cpu_share"]  # recorded; unknown (None) when the test was too short to tell

@@ -95,6 +95,15 @@ def test_cold_cache_is_obtained(tmp_path):
 def test_roofline_arithmetic():
     assert roofline.ceiling_tok_s(2e9, 40.0) == 20.0
     assert math.isclose(roofline.fraction(15.0, 2e9, 40.0), 0.75)
+    from radlite_edge.bench.bandwidth import BandwidthResult
+
+    probes = {1: BandwidthResult("read", 1, 1, (30.0, 35.0, 33.0)), 2: BandwidthResult("read", 2, 1, (31.0, 32.0)),
+              4: BandwidthResult("read", 4, 1, (50.0, 40.0))}
+    assert roofline.ceiling_gbps(probes, 1) == 35.0
+    assert roofline.ceiling_gbps(probes, 2) == 35.0  # a 2-thread decode can leave a thread idle
+    assert roofline.ceiling_gbps(probes, 8) == 50.0
+    with pytest.raises(ValueError):
+        roofline.ceiling_gbps({2: probes[2]}, 1)
     result = roofline.probe_bandwidth(1, reps=2)
     assert result.kind == roofline.PROBE and len(result.gbps) == 2 and result.median > 0
 
