@@ -40,9 +40,16 @@ def throughput_records(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.params.get("test") in THROUGHPUT_TESTS and "run" in r.params]
 
 
+def level_of(r: Result) -> str | None:
+    """The level as tables show it: a run without llama.cpp's weight repacking is a series of its own."""
+    if r.params.get("repack") is False:
+        return f"{r.level} (no repack)"
+    return r.level
+
+
 def _key(r: Result) -> tuple:
     p = r.params
-    return (r.model, r.level, r.benchmark, r.metric, p.get("n_prompt"), p.get("n_gen"), p.get("n_depth"))
+    return (r.model, level_of(r), r.benchmark, r.metric, p.get("n_prompt"), p.get("n_gen"), p.get("n_depth"))
 
 
 def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
@@ -69,7 +76,7 @@ def rows(results: Sequence[Result]) -> list[dict[str, object]]:
         speedup, efficiency = scaling.get(id(r), (None, None))
         kv = p.get("kv_bytes")
         out.append({
-            "model": r.model, "level": r.level,
+            "model": r.model, "level": level_of(r),
             "file_gib": p["file_bytes"] / 2**30 if p.get("file_bytes") else None,
             "test": r.benchmark, "metric": r.metric, "threads": p.get("threads"), "n_prompt": p.get("n_prompt"),
             "n_gen": p.get("n_gen"), "n_depth": p.get("n_depth"), "n": r.n, "stat": r.stat, "value": r.value,

@@ -48,6 +48,7 @@ class GridSpec:
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attn: bool = False
+    repack: bool = True
     load: bool = True  # cold and warm load times
     rss: bool = True  # peak RSS, in a process of its own
     warmup: bool = True
@@ -187,7 +188,8 @@ class _Runner:
         base = {"run": self.run_id, "file": mb.path.name, "file_bytes": mb.file_bytes, "n_params": mb.n_params,
                 "arch": mb.arch, "test": cell.test, "threads": cell.threads, "n_prompt": cell.n_prompt,
                 "n_gen": cell.n_gen, "n_depth": cell.depth, "n_batch": self.spec.n_batch,
-                "n_ubatch": self.spec.n_ubatch, "flash_attn": self.spec.flash_attn}
+                "n_ubatch": self.spec.n_ubatch, "flash_attn": self.spec.flash_attn,
+                "repack": self.spec.repack}
         return Result.from_samples(list(samples), stat=stat, keep=True, model=mb.name, level=mb.level,
                                    benchmark=cell.name, metric=metric, unit=unit, params={**base, **params})
 
@@ -218,7 +220,7 @@ class _Runner:
         spec = self.spec
         cells = [c for c in self.cells if c.model == mb.path]
         ctx = tp.ContextParams(_context_tokens(spec, prompt_tokens), max(spec.threads), spec.n_batch, spec.n_ubatch,
-                               spec.flash_attn)
+                               spec.flash_attn, spec.repack)
         self.emit(Event("model", model=mb, total=len(self.cells), message=f"context {ctx.n_ctx} tokens"))
         bandwidth = {}
         for t in spec.threads:  # measured beside this model's decode: bandwidth drifts within minutes

@@ -52,7 +52,7 @@ def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
     latest: dict[tuple, Result] = {}
     for r in sorted(records, key=lambda r: r.time):
         p = r.params
-        key = (r.machine.get("cpu"), r.model, r.level, r.benchmark, r.metric, p.get("threads"))
+        key = (r.machine.get("cpu"), r.model, formats.level_of(r), r.benchmark, r.metric, p.get("threads"))
         latest.pop(key, None)  # re-inserted: the dict keeps the order of the latest measurements
         latest[key] = r
     if not latest:
@@ -80,7 +80,7 @@ def plot_threads(records: Sequence[Result], out: Path) -> Path:
         series: dict[tuple, list[Result]] = defaultdict(list)
         for r in records:
             if r.params.get("test") == test and r.metric == "tok_s" and not r.params.get("n_depth"):
-                series[(r.model, r.level, r.benchmark)].append(r)
+                series[(r.model, formats.level_of(r), r.benchmark)].append(r)
         for (model, level, name), rs in sorted(series.items()):
             rs.sort(key=lambda r: r.params["threads"])
             ax.errorbar([r.params["threads"] for r in rs], [r.value for r in rs],
@@ -113,7 +113,7 @@ def plot_size(records: Sequence[Result], out: Path) -> Path:
         gb = np.array([r.params["bytes_per_token"] / 1e9 for r in rs])
         ax.scatter(gb, [r.value for r in rs], color=color, label=f"tg, {t} thread(s)", zorder=3)
         for r, x in zip(rs, gb):
-            ax.annotate(f"{r.model} {r.level}", (x, r.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(f"{r.model} {formats.level_of(r)}", (x, r.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
         bw = float(np.median([r.params["bandwidth_gbps"] for r in rs]))
         xs = np.linspace(max(gb.min() * 0.7, 1e-3), gb.max() * 1.3, 100)
         ax.plot(xs, bw / xs, color=color, linestyle="--", label=f"roofline {bw:.0f} GB/s ÷ size, {t} thread(s)")

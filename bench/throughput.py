@@ -40,10 +40,12 @@ class ContextParams:
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attn: bool = False
+    repack: bool = True  # llama.cpp's CPU weight repacking (llama-bench --repack)
 
     def cli_args(self) -> list[str]:
         return ["--ctx", str(self.n_ctx), "--threads", str(self.threads), "--batch", str(self.n_batch),
-                "--ubatch", str(self.n_ubatch), "--flash-attn", str(int(self.flash_attn))]
+                "--ubatch", str(self.n_ubatch), "--flash-attn", str(int(self.flash_attn)),
+                "--repack", str(int(self.repack))]
 
 
 _WHY = "error loading model: "
@@ -66,7 +68,8 @@ def _load(path: Path, **kwargs):
 def open_model(path: Path, params: ContextParams):
     """A ``Llama`` over ``path``; a file llama.cpp refuses is a one-line UserError."""
     return _load(path, n_ctx=params.n_ctx, n_threads=params.threads, n_threads_batch=params.threads,
-                 n_batch=params.n_batch, n_ubatch=params.n_ubatch, flash_attn=params.flash_attn, seed=0)
+                 n_batch=params.n_batch, n_ubatch=params.n_ubatch, flash_attn=params.flash_attn,
+                 repack=params.repack, seed=0)
 
 
 def open_vocab(path: Path):
@@ -292,9 +295,10 @@ def _rss_probe(argv: list[str]) -> int:
     ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--ubatch", type=int, default=512)
     ap.add_argument("--flash-attn", type=int, default=0)
+    ap.add_argument("--repack", type=int, default=1)
     ap.add_argument("--n-prompt", type=int, default=512)
     a = ap.parse_args(argv)
-    params = ContextParams(a.ctx, a.threads, a.batch, a.ubatch, bool(a.flash_attn))
+    params = ContextParams(a.ctx, a.threads, a.batch, a.ubatch, bool(a.flash_attn), bool(a.repack))
     llm = open_model(a.model, params)
     rng = np.random.default_rng(0)
     n_prompt = max(1, min(a.n_prompt, a.ctx - RSS_PROBE_GEN))

@@ -12,17 +12,46 @@ import numpy as np
 from .errors import UserError
 
 
-def load(path: Path, *, n_ctx: int = 512, n_threads: int | None = None, **kwargs):
-    """Open a GGUF in llama.cpp; a file llama.cpp refuses is a user error naming it."""
+def load(path: Path, *, n_ctx: int = 512, n_threads: int | None = None, repack: bool = True, **kwargs):
+    """Open a GGUF in llama.cpp; a file llama.cpp refuses is a user error naming it.
+
+    ``repack=False`` keeps the weights as they are in the file instead of copying them into
+    llama.cpp's CPU-repacked layouts (``use_extra_bufts``, llama-bench's ``--repack 0``): the
+    copy costs resident memory beside the mapped file and changes which kernels run, so speed
+    moves both ways (docs/BENCHMARKS.md measures it per level).
+    """
     from llama_cpp import Llama
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     try:
-        return Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, **kwargs)
+        with _model_params(use_extra_bufts=repack):
+            return Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, **kwargs)
     except ValueError as e:
         raise UserError(f"{path}: llama.cpp cannot load it ({e})") from None
+
+
+@contextlib.contextmanager
+def _model_params(**fields) -> Iterator[None]:
+    """``Llama`` builds its model params from ``llama_model_default_params()`` and exposes no
+    argument for some fields (``use_extra_bufts``): set them on the defaults while it loads."""
+    from llama_cpp import llama as llama_module
+
+    binding = llama_module.llama_cpp
+    original = binding.llama_model_default_params
+
+    def defaults():
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    binding.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        binding.llama_model_default_params = original
 
 
 def last_logits(llm) -> np.ndarray:
