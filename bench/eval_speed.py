@@ -44,14 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=4, help="samples per task")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--repack", type=int, choices=[0, 1], default=1, help="llama.cpp's CPU weight repacking, both paths")
     ap.add_argument("--latency-reps", type=int, default=5)
     ap.add_argument("--results", type=Path, default=Path("results/bench.jsonl"))
     args = ap.parse_args(argv)
     console = Console(soft_wrap=True)
     console.print(f"machine: {machine.one_line()}")
-    console.print(f"model {args.model} · {args.n} samples per task · {args.threads} threads · {args.parallel} parallel")
+    console.print(f"model {args.model} · {args.n} samples per task · {args.threads} threads · {args.parallel} parallel · repack {args.repack}")
 
-    engine = Engine(args.model, n_ctx=2048, n_threads=args.threads, n_parallel=args.parallel)
+    engine = Engine(args.model, n_ctx=2048, n_threads=args.threads, n_parallel=args.parallel, repack=bool(args.repack))
     rows, records = [], []
     totals = {"naive": 0.0, "fast": 0.0, "grammar": 0.0}
     label_totals = {"naive": 0.0, "fast": 0.0, "grammar": 0.0}
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append(Result(model=args.model.name, level="", benchmark=f"eval-speed/{task.name}",
                                   metric="samples_per_s", value=len(samples) / secs, n=len(samples), unit="samples/s",
                                   stat="mean", params={"mode": mode, "threads": args.threads,
-                                                       "parallel": args.parallel}))
+                                                       "parallel": args.parallel, "repack": bool(args.repack)}))
 
     table = Table(title="evaluation runner: samples/s (same samples, one run)")
     for col in ("task", "naive", "fast", "fast+grammar", "speed-up fast", "speed-up grammar", "identical"):
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, xs in (("naive-cold", cold), ("naive-prefix-reuse", reuse), ("fast-cached-prefix-grammar", cached)):
         records.append(Result.from_samples(xs, model=args.model.name, level="", benchmark="rads-request-latency",
                                            metric="seconds", unit="s", keep=True,
-                                           params={"mode": label, "threads": args.threads}))
+                                           params={"mode": label, "threads": args.threads,
+                                                   "repack": bool(args.repack)}))
     append_jsonl(args.results, records)
     engine.close()
     return 0

@@ -194,7 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             summary = evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,
                                n_threads=args.threads, n_parallel=args.parallel, n_ctx=args.ctx_size,
-                               progress=progress)
+                               repack=bool(args.repack), progress=progress)
         summaries.append(summary)
     if args.json:
         out.print_json(json.dumps(summaries, default=str))
@@ -499,7 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
                     help="constrain label tasks to their label set (default on)")
     ev.add_argument("-t", "--threads", type=int, default=None)
-    ev.add_argument("--parallel", type=int, default=8, help="sequences decoded together in fast mode")
+    ev.add_argument("--parallel", type=int, default=4,
+                    help="sequences decoded together in fast mode, 1 to 7 (default 4)")
+    ev.add_argument("--repack", type=int, choices=[0, 1], default=1,
+                    help="llama.cpp's CPU weight repacking (default 1; 0: faster prompts on some CPUs, less memory)")
     ev.add_argument("-c", "--ctx-size", type=int, default=4096)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", action="store_true")

@@ -2,21 +2,26 @@
 
 - ``naive``: what the RadLite notebook does, one ``Llama.__call__`` per prompt
   (llama-cpp-python reuses the longest common token prefix with the previous prompt).
-- ``generate``: a second llama.cpp context with several sequences over one unified KV
-  cache. The longest prefix shared by a group of prompts (system prompt, task
-  instruction, few-shot turns) is evaluated once into sequence 0 and kept across groups;
-  each prompt's sequence shares those cells, its own suffix is evaluated in one batch with
-  the others, and decoding advances every unfinished sequence by one token per llama.cpp
-  call, so the weights are read once per step for the whole group. Tokens are chosen by
-  argmax (as llama.cpp's greedy sampler, first index on ties), or under a closed output
-  language (``tasks.constraint``).
+- ``generate``: a second llama.cpp context with one KV stream per sequence. The longest
+  prefix shared by a group of prompts (system prompt, task instruction, few-shot turns) is
+  evaluated once into sequence 0 and kept across groups; each prompt's stream starts as a
+  copy of it, its own suffix is evaluated in one batch as the naive path would, and
+  decoding advances every unfinished sequence by one token per llama.cpp call, so the
+  weights are read once per step for the whole group. Tokens are chosen by argmax (as
+  llama.cpp's greedy sampler, first index on ties), or under a closed output language
+  (``tasks.constraint``).
 
-The two paths compute the same tokens in different batch shapes, and llama.cpp's CPU
-kernels are not batch-invariant (one-row and many-row matrix products, and attention over
-interleaved cells, accumulate floats in different orders). Greedy outputs are therefore the
-same wherever the top two logits are not within that rounding of each other; where they
-are, the paths may fork. tests/test_eval.py holds them identical on a tiny model, and
-bench/eval_speed.py counts identical outputs on the full-size shapes.
+Why this shape: llama.cpp's CPU kernels are not batch-invariant, and greedy outputs of a
+model with near-tied logits fork on the last bit. Measured on the full-size Qwen2.5-3B
+shape (scratch probe, AMD Zen 4): one stream per sequence makes a token's logits the same
+bits whatever other sequences share its batch (one unified cache did not: attention then
+runs over interleaved cells); a matrix product over 8 or more rows takes another kernel
+than over fewer, so a decode step must stay under 8 sequences to equal the naive path's
+one-row steps; and with llama.cpp's repacked weights (``repack=True``) the rows of one
+product are also grouped by position in the batch, so only an engine loaded with
+``repack=False`` computes every prompt row as the naive path does. With both, the two
+paths give the same tokens; bench/eval_speed.py counts them on the full-size shapes and
+tests/test_eval.py holds them equal on a tiny model.
 """
 
 from __future__ import annotations
@@ -50,17 +55,19 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Engine:
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_parallel: int = 8,
-                 n_batch: int = 512):
+    MAX_STEP_ROWS = 7  # sequences per decode step that still take llama.cpp's few-row kernels (see above)
+
+    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_parallel: int = 4,
+                 n_batch: int = 512, repack: bool = True):
+        if not 1 <= n_parallel <= self.MAX_STEP_ROWS:
+            raise ValueError(f"n_parallel {n_parallel}: choose 1 to {self.MAX_STEP_ROWS}")
         self.model_path = Path(model_path)
-        self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch)
-        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
-        # cells of the parallel context: the shared prefix once, then every sequence's own
-        # suffix and generation; a group that would not fit is split
-        self.capacity = 2 * n_ctx
+        self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, repack=repack)
+        self.n_ctx, self.n_parallel, self.n_batch, self.repack = n_ctx, n_parallel, n_batch, repack
         self.n_vocab = self.llm.n_vocab()
         self._vocab = None
         self._ctx = None
+        self._stream = 0  # cells per KV stream of the parallel context, grown as prompts need
         self._seq0: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self._by_first_byte: dict[int, np.ndarray] | None = None
@@ -115,22 +122,31 @@ class Engine:
 
     # ---------------------------------------------------- parallel context
 
-    def _context(self):
-        if self._ctx is None:
-            import llama_cpp
+    def _context(self, need: int):
+        """The parallel context, its streams holding at least ``need`` cells each.
 
-            params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
-            params.n_seq_max = self.n_parallel + 1
-            params.n_ctx = self.capacity
-            # One unified cache: a decode step over several sequences is then one llama.cpp
-            # ubatch that reads the weights once (with a stream per sequence, llama.cpp split
-            # the step into one ubatch per sequence: 4 sequences cost 3x one).
-            params.kv_unified = True
-            self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
-            if not self._ctx:
-                raise RuntimeError("llama.cpp could not create the parallel context")
-            self._mem = llama_cpp.llama_get_memory(self._ctx)
-            self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, self.n_parallel + 1)
+        Streams are sized to the prompts at hand (a multiple of 256, llama.cpp's KV padding),
+        not to ``n_ctx``: every stream is allocated in full, and 8 streams of 4096 cells of a
+        4B model would be 4.7 GB. A longer prompt later rebuilds the context.
+        """
+        import llama_cpp
+
+        if self._ctx is not None and need <= self._stream:
+            return self._ctx
+        if self._ctx is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx, self._seq0 = None, []
+        self._stream = min(self.n_ctx, -(-need // 256) * 256)
+        params = type(self.llm.context_params).from_buffer_copy(self.llm.context_params)
+        params.n_seq_max = self.n_parallel + 1
+        params.n_ctx = self._stream * (self.n_parallel + 1)
+        params.kv_unified = False  # a stream per sequence (see the module docstring)
+        self._ctx = llama_cpp.llama_init_from_model(self.llm.model, params)
+        if not self._ctx:
+            raise RuntimeError("llama.cpp could not create the parallel context")
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         return self._ctx
 
     def forget_prefix(self) -> None:
@@ -154,7 +170,7 @@ class Engine:
         """Evaluate (token, position, sequence, want logits) entries; logits by sequence."""
         import llama_cpp
 
-        ctx, b, out = self._context(), self._batch, {}
+        ctx, b, out = self._ctx, self._batch, {}
         for start in range(0, len(entries), self.n_batch):
             chunk = entries[start:start + self.n_batch]
             b.n_tokens = len(chunk)
@@ -163,7 +179,7 @@ class Engine:
                 b.seq_id[i][0] = seq
             rc = llama_cpp.llama_decode(ctx, b)
             if rc != 0:
-                raise RuntimeError(f"llama_decode failed ({rc}): the context of {self.n_ctx} tokens is too small")
+                raise RuntimeError(f"llama_decode failed ({rc}) in a stream of {self._stream} cells")
             for i, (_, _, seq, want) in enumerate(chunk):
                 if want:
                     ptr = llama_cpp.llama_get_logits_ith(ctx, i)
@@ -186,29 +202,25 @@ class Engine:
         """Greedy continuations of token prompts, in groups of ``n_parallel`` sequences."""
         import llama_cpp
 
-        self._context()
-        results: list[Generation] = []
-        i = 0
-        while i < len(prompts):
-            group = [list(prompts[i])]
-            if len(group[0]) + max_tokens > self.n_ctx:
-                raise RuntimeError(f"a prompt of {len(group[0])} tokens + {max_tokens} to generate does not fit "
+        for p in prompts:
+            if len(p) + max_tokens > self.n_ctx:
+                raise RuntimeError(f"a prompt of {len(p)} tokens + {max_tokens} to generate does not fit "
                                    f"the context of {self.n_ctx} tokens (raise -c)")
-            while i + len(group) < len(prompts) and len(group) < self.n_parallel:
-                cand = group + [list(prompts[i + len(group)])]
-                common = min(_common_prefix(cand[0], p) for p in cand)
-                if len(cand[-1]) + max_tokens > self.n_ctx or \
-                        common + sum(len(p) - common + max_tokens for p in cand) > self.capacity:
-                    break
-                group = cand
+        results: list[Generation] = []
+        for i in range(0, len(prompts), self.n_parallel):
+            group = [list(p) for p in prompts[i:i + self.n_parallel]]
+            self._context(max(len(p) for p in group) + max_tokens)
             shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
             t0 = time.perf_counter()
             self._set_prefix(group[0][:shared])
-            for j in range(len(group)):
-                llama_cpp.llama_memory_seq_rm(self._mem, j + 1, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._mem, 0, j + 1, -1, -1)
-            logits = self._decode([(t, shared + k, j + 1, k == len(p) - shared - 1)
-                                   for j, p in enumerate(group) for k, t in enumerate(p[shared:])])
+            logits = {}
+            for j, p in enumerate(group):
+                seq = j + 1
+                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
+                # each suffix in a batch of its own: the rows the naive path evaluates together
+                logits.update(self._decode([(t, shared + k, seq, k == len(p) - shared - 1)
+                                            for k, t in enumerate(p[shared:])]))
             outs: list[list[int]] = [[] for _ in group]
             texts = [b"" for _ in group]
             states = [language.start() if language else None for _ in group]
@@ -240,5 +252,4 @@ class Engine:
                 llama_cpp.llama_memory_seq_rm(self._mem, j + 1, -1, -1)
                 results.append(Generation(texts[j].decode("utf-8", errors="ignore"), len(outs[j]), len(group[j]),
                                           seconds))
-            i += len(group)
         return results

@@ -89,8 +89,9 @@ def evaluate(
     tasks: str = "all",
     settings: EvalSettings = EvalSettings(),
     n_threads: int | None = None,
-    n_parallel: int = 8,
+    n_parallel: int = 4,
     n_ctx: int = 4096,
+    repack: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evaluate one model; returns the summary dict (also written to ``out_dir``)."""
@@ -98,6 +99,9 @@ def evaluate(
 
     if settings.mode not in ("fast", "naive"):
         raise UserError(f"--mode {settings.mode}: choose fast or naive")
+    if not 1 <= n_parallel <= Engine.MAX_STEP_ROWS:
+        raise UserError(f"--parallel {n_parallel}: choose 1 to {Engine.MAX_STEP_ROWS} (a decode step of 8 or more "
+                        f"sequences takes other llama.cpp kernels than the naive path's)")
     model_path = Path(model_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +128,7 @@ def evaluate(
             if not todo:
                 continue
             if engine is None:
-                engine = Engine(model_path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel)
+                engine = Engine(model_path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel, repack=repack)
             shots = few_shot_examples(task, samples, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
             prompts = [task.prompt(s.input, shots) for s in todo]
             step = 1 if settings.mode == "naive" else n_parallel
