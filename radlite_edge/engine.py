@@ -241,6 +241,8 @@ class Engine:
                         continue
                     outs[j].append(tok)
                     texts[j] += self.piece(tok)
+                    if language is not None and not language.can_go_on(states[j]):
+                        continue  # a complete label nothing can extend: the next pick could only stop
                     if len(outs[j]) < max_tokens:
                         step.append((tok, pos[j], j + 1, True))
                         pos[j] += 1
