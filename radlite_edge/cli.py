@@ -499,10 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
                     help="constrain label tasks to their label set (default on)")
     ev.add_argument("-t", "--threads", type=int, default=None)
-    ev.add_argument("--parallel", type=int, default=4,
-                    help="sequences decoded together in fast mode, 1 to 7 (default 4)")
-    ev.add_argument("--repack", type=int, choices=[0, 1], default=1,
-                    help="llama.cpp's CPU weight repacking (default 1; 0: faster prompts on some CPUs, less memory)")
+    ev.add_argument("--parallel", type=int, default=7,
+                    help="sequences decoded together in fast mode, 1 to 7 (default 7)")
+    ev.add_argument("--repack", type=int, choices=[0, 1], default=0,
+                    help="llama.cpp's CPU weight repacking (default 0: the fast path then equals the naive path "
+                         "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
     ev.add_argument("-c", "--ctx-size", type=int, default=4096)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", action="store_true")

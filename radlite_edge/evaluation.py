@@ -89,9 +89,9 @@ def evaluate(
     tasks: str = "all",
     settings: EvalSettings = EvalSettings(),
     n_threads: int | None = None,
-    n_parallel: int = 4,
+    n_parallel: int = 7,
     n_ctx: int = 4096,
-    repack: bool = True,
+    repack: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evaluate one model; returns the summary dict (also written to ``out_dir``)."""
