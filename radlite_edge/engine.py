@@ -30,7 +30,7 @@ import ctypes
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -197,9 +197,12 @@ class Engine:
             self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])])
             self._seq0 = list(prefix)
 
-    def generate(self, prompts: Sequence[list[int]], *, max_tokens: int,
-                 language: OutputLanguage | None = None) -> list[Generation]:
-        """Greedy continuations of token prompts, in groups of ``n_parallel`` sequences."""
+    def generate(self, prompts: Sequence[list[int]], *, max_tokens: int, language: OutputLanguage | None = None,
+                 trace: Callable[[int, int, np.ndarray], None] | None = None) -> list[Generation]:
+        """Greedy continuations of token prompts, in groups of ``n_parallel`` sequences.
+
+        ``trace(prompt index, step, logits)`` sees every logits row a token is chosen from.
+        """
         import llama_cpp
 
         for p in prompts:
@@ -230,6 +233,8 @@ class Engine:
                 step = []
                 for j in active:
                     row = logits[j + 1]
+                    if trace is not None:
+                        trace(i + j, len(outs[j]), row)
                     if language is None:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from radlite_edge.cli import main
@@ -130,3 +131,34 @@ def test_data_synth_cli_writes_splits(capsys, tmp_path):
     test = read_dir(tmp_path)
     assert sum(s.split == "test" for s in test) == 4 * len(TASKS)
     assert sum(s.split == "train" for s in test) == 16 * len(TASKS)
+
+
+def test_parallel_streams_give_the_naive_paths_logits_bit_for_bit(tiny_gguf, tmp_path):
+    """Every logits row the fast path picks from equals, bit for bit, the row the naive path
+    computes for that prompt and step: a prompt's suffix evaluated after its cached prefix,
+    then one token per decode. This is what makes greedy outputs identical even where logits
+    nearly tie (the full-size random models in bench/eval_speed.py)."""
+    from radlite_edge.convert.quantize import quantize_ladder
+    from radlite_edge.llm import last_logits
+
+    path = quantize_ladder(tiny_gguf("tiny-qwen3", "f16"), "q4_k_m", tmp_path, n_threads=2)[0].path
+    engine = Engine(path, n_ctx=512, n_parallel=Engine.MAX_STEP_ROWS, repack=False)
+    rng = np.random.default_rng(3)
+    prefix = rng.integers(10, 800, 40).tolist()
+    prompts = [prefix + rng.integers(10, 800, int(n)).tolist() for n in rng.integers(9, 40, 9)]
+    seen: dict[tuple[int, int], np.ndarray] = {}
+    gens = engine.generate(prompts, max_tokens=6, trace=lambda i, step, row: seen.__setitem__((i, step), row.copy()))
+    llm = engine.llm
+    for i, (prompt, gen) in enumerate(zip(prompts, gens)):
+        llm.reset()
+        llm.eval(prefix)
+        llm.eval(prompt[len(prefix):])
+        for step in range(gen.n_tokens + 1 if gen.n_tokens < 6 else 6):
+            ref = last_logits(llm)
+            assert np.array_equal(seen[(i, step)], ref), (i, step, float(np.abs(seen[(i, step)] - ref).max()))
+            tok = int(np.argmax(ref))
+            if engine.is_eog(tok):
+                break
+            llm.eval([tok])
+    assert len(seen) >= len(prompts) * 2
+    engine.close()
