@@ -48,7 +48,7 @@ class GridSpec:
     n_batch: int = 2048
     n_ubatch: int = 512
     flash_attn: bool = False
-    repack: bool = True
+    repack: tuple[bool, ...] = (True,)  # llama.cpp's CPU weight repacking, each value a load of its own
     load: bool = True  # cold and warm load times
     rss: bool = True  # peak RSS, in a process of its own
     warmup: bool = True
@@ -64,6 +64,7 @@ class Cell:
     n_gen: int = 0
     depth: int = 0
     task: str | None = None
+    repack: bool = True
 
     @property
     def name(self) -> str:
@@ -137,19 +138,20 @@ def default_threads() -> tuple[int, ...]:
 
 
 def plan_cells(spec: GridSpec) -> list[Cell]:
-    """The grid's cells in run order: model, then threads, then depth, then the tests."""
+    """The grid's cells in run order: model, then repacking, then threads, then depth, then the tests."""
     cells: list[Cell] = []
     top = max(spec.threads)
     for model in spec.models:
-        if spec.load:
-            cells.append(Cell(model, "load", top))
-        if spec.rss:
-            cells.append(Cell(model, "memory", top))
-        for t in spec.threads:
-            for d in spec.depth:
-                cells += [Cell(model, "pp", t, n_prompt=p, depth=d) for p in spec.n_prompt if p > 0]
-                cells += [Cell(model, "tg", t, n_gen=n, depth=d) for n in spec.n_gen if n > 0]
-            cells += [Cell(model, "request", t, task=r.task) for r in spec.requests]
+        for rp in spec.repack:
+            if spec.load:
+                cells.append(Cell(model, "load", top, repack=rp))
+            if spec.rss:
+                cells.append(Cell(model, "memory", top, repack=rp))
+            for t in spec.threads:
+                for d in spec.depth:
+                    cells += [Cell(model, "pp", t, n_prompt=p, depth=d, repack=rp) for p in spec.n_prompt if p > 0]
+                    cells += [Cell(model, "tg", t, n_gen=n, depth=d, repack=rp) for n in spec.n_gen if n > 0]
+                cells += [Cell(model, "request", t, task=r.task, repack=rp) for r in spec.requests]
     return cells
 
 
@@ -189,7 +191,7 @@ class _Runner:
                 "arch": mb.arch, "test": cell.test, "threads": cell.threads, "n_prompt": cell.n_prompt,
                 "n_gen": cell.n_gen, "n_depth": cell.depth, "n_batch": self.spec.n_batch,
                 "n_ubatch": self.spec.n_ubatch, "flash_attn": self.spec.flash_attn,
-                "repack": self.spec.repack}
+                "repack": cell.repack}
         return Result.from_samples(list(samples), stat=stat, keep=True, model=mb.name, level=mb.level,
                                    benchmark=cell.name, metric=metric, unit=unit, params={**base, **params})
 
@@ -213,15 +215,17 @@ class _Runner:
         prompts = [_request_prompt_tokens(mb.path, self.spec.requests) for mb in models]
         self.emit(Event("plan", total=len(self.cells)))
         for mb, prompt_tokens in zip(models, prompts):
-            self._model(mb, prompt_tokens)
+            for repack in self.spec.repack:
+                self._model(mb, prompt_tokens, repack)
         return self.results
 
-    def _model(self, mb: roofline.ModelBytes, prompt_tokens: list[int]) -> None:
+    def _model(self, mb: roofline.ModelBytes, prompt_tokens: list[int], repack: bool) -> None:
         spec = self.spec
-        cells = [c for c in self.cells if c.model == mb.path]
+        cells = [c for c in self.cells if c.model == mb.path and c.repack == repack]
         ctx = tp.ContextParams(_context_tokens(spec, prompt_tokens), max(spec.threads), spec.n_batch, spec.n_ubatch,
-                               spec.flash_attn, spec.repack)
-        self.emit(Event("model", model=mb, total=len(self.cells), message=f"context {ctx.n_ctx} tokens"))
+                               spec.flash_attn, repack)
+        self.emit(Event("model", model=mb, total=len(self.cells),
+                        message=f"context {ctx.n_ctx} tokens" + ("" if repack else ", weight repacking off")))
         bandwidth = {}
         for t in spec.threads:  # measured beside this model's decode: bandwidth drifts within minutes
             bandwidth[t] = roofline.probe_bandwidth(t)
@@ -232,7 +236,7 @@ class _Runner:
                 list(bandwidth[t].gbps), stat="median", keep=True, model=mb.name, level=mb.level,
                 benchmark="bandwidth", metric="read_gbps", unit="GB/s",
                 params={"run": self.run_id, "test": "bandwidth", "file": mb.path.name, "threads": t,
-                        "probe": roofline.PROBE, "array_bytes": bandwidth[t].array_bytes}))
+                        "probe": roofline.PROBE, "array_bytes": bandwidth[t].array_bytes, "repack": repack}))
         self.depth_states = {}
         llm = None
         try:

@@ -341,6 +341,15 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 # --- issue 6: bench/report ---
 
 
+def _repack_list(text: str) -> tuple[bool, ...]:
+    from .bench.grid import parse_list
+
+    values = parse_list(text, what="--repack")
+    if not set(values) <= {0, 1}:
+        raise UserError(f"--repack: {text!r}: each value is 0 or 1")
+    return tuple(bool(v) for v in values)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import formats
     from .bench.dashboard import Dashboard, ProgressLines
@@ -368,7 +377,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         n_prompt=parse_list(args.n_prompt, what="-p"), n_gen=parse_list(args.n_gen, what="-n"),
         depth=parse_list(args.depth, what="-d"), reps=args.reps, requests=task_requests(args.tasks),
         n_batch=args.batch_size, n_ubatch=args.ubatch_size, flash_attn=bool(args.flash_attn),
-        repack=bool(args.repack), load=not args.no_load, rss=not args.no_rss, warmup=not args.no_warmup,
+        repack=_repack_list(args.repack), load=not args.no_load, rss=not args.no_rss, warmup=not args.no_warmup,
     )
     if args.tui:
         with Dashboard(err, one_line()) as dashboard:
@@ -566,9 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-ub", "--ubatch-size", type=int, default=512, help="physical batch (default 512)")
     b.add_argument("-fa", "--flash-attn", type=int, choices=[0, 1], default=0,
                    help="flash attention (default 0, llama-cpp-python's default)")
-    b.add_argument("--repack", type=int, choices=[0, 1], default=1,
-                   help="llama.cpp's CPU weight repacking, as llama-bench --repack (default 1, llama.cpp's "
-                        "default; 0 saves the repacked copy's memory)")
+    b.add_argument("--repack", default="1",
+                   help="llama.cpp's CPU weight repacking, as llama-bench --repack: 1, 0 or 1,0 for both side by "
+                        "side (default 1, llama.cpp's default; 0 saves the repacked copy's memory)")
     b.add_argument("--tasks", default="all",
                    help="time one RadLite request per task: all, none, or names (default all)")
     b.add_argument("--synthetic", help="also measure full-size random models: qwen2.5-3b, qwen3-4b (comma list)")

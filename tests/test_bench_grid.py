@@ -84,7 +84,7 @@ def test_tg_records_carry_the_roofline(grid):
         p = r.params
         assert p["bandwidth_gbps"] > 0 and p["bytes_per_token"] > 0
         probes = [b for b in results if b.benchmark == "bandwidth" and b.params["file"] == p["file"]
-                  and b.params["threads"] <= p["threads"]]
+                  and b.params["repack"] == p["repack"] and b.params["threads"] <= p["threads"]]
         assert probes and p["bandwidth_gbps"] == max(max(b.samples) for b in probes)  # the best rate at <= t threads
         assert math.isclose(p["ceiling_tok_s"], p["bandwidth_gbps"] * 1e9 / p["bytes_per_token"])
         assert math.isclose(p["roofline_fraction"], r.value / p["ceiling_tok_s"])
@@ -229,3 +229,15 @@ def test_task_requests_follow_the_registry():
     assert task_requests("none") == ()
     with pytest.raises(UserError):
         task_requests("no_such_task")
+
+
+def test_plan_takes_each_repack_setting_as_a_load_of_its_own(tmp_path):
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    spec = GridSpec(models=(a, b), threads=(1, 2), n_prompt=(8,), n_gen=(4,), repack=(True, False))
+    cells = plan_cells(spec)
+    one = plan_cells(GridSpec(models=(a, b), threads=(1, 2), n_prompt=(8,), n_gen=(4,)))
+    assert len(cells) == 2 * len(one)
+    # model, then setting: each (model, setting) block is contiguous, so each is loaded once
+    blocks = [(c.model, c.repack) for c in cells]
+    assert blocks == sorted(blocks, key=lambda k: ([a, b].index(k[0]), not k[1]))
+    assert [c for c in cells if c.repack] == one
