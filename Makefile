@@ -5,13 +5,20 @@ BIN    := $(VENV)/bin
 # The llama.cpp behind the runtime: pinned once, in pyproject.toml.
 LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 SOURCES := pyproject.toml CMakeLists.txt bench/native/radlite_native.c
+# llama.cpp's own tools, built from the same sources as the pinned llama-cpp-python
+# (bench/llama_cpp_ref.py looks for them here).
+LLAMA_TOOLS    := build/llama-bench-build/bin
+LLAMA_BENCH    := $(LLAMA_TOOLS)/llama-bench
+LLAMA_QUANTIZE := $(LLAMA_TOOLS)/llama-quantize
 
-.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge llama-bench bench-throughput clean
+.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
+	bench-throughput llama-quantize bench-quantize clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/radlite demo
 
-test: $(VENV)/.test build/llama-cpp-src/.unpacked
+# llama-quantize and llama-imatrix too, so their reference tests run here and in CI (they skip without them)
+test: $(VENV)/.test build/llama-cpp-src/.unpacked $(LLAMA_QUANTIZE)
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.test
@@ -56,7 +63,6 @@ bench-merge: $(VENV)/.test
 
 # llama.cpp's own llama-bench, from the same sources as the pinned llama-cpp-python: the
 # reference `radlite bench` is held against. Only that target is built (a few minutes).
-LLAMA_BENCH := build/llama-bench-build/bin/llama-bench
 llama-bench: $(LLAMA_BENCH)
 $(LLAMA_BENCH): build/llama-cpp-src/.unpacked
 	cmake -S build/llama-cpp-src/vendor/llama.cpp -B build/llama-bench-build -DCMAKE_BUILD_TYPE=Release \
@@ -69,12 +75,8 @@ bench-throughput: $(VENV)/.test $(LLAMA_BENCH)
 	$(BIN)/python -m radlite_edge.bench.vs_llama_bench --models-dir models
 	$(BIN)/radlite bench --synthetic qwen2.5-3b,qwen3-4b --levels q8_0,q4_k_m,q2_k -t 1,2 -r 3 --models-dir models
 
-# --- issue 4: quantization ladder ---
-.PHONY: llama-quantize bench-quantize
-# llama.cpp's llama-quantize and llama-imatrix, in llama-bench's build tree (same sources as the
-# pinned llama-cpp-python): the references `radlite quantize` and `radlite imatrix` are tested
-# against byte for byte (those tests skip until this is built).
-LLAMA_QUANTIZE := build/llama-bench-build/bin/llama-quantize
+# llama.cpp's llama-quantize and llama-imatrix, in llama-bench's build tree: the references
+# `radlite quantize` and `radlite imatrix` are tested against byte for byte.
 llama-quantize: $(LLAMA_QUANTIZE)
 $(LLAMA_QUANTIZE): $(LLAMA_BENCH)
 	cmake --build build/llama-bench-build --target llama-quantize llama-imatrix -j $$(nproc)
@@ -82,10 +84,6 @@ $(LLAMA_QUANTIZE): $(LLAMA_BENCH)
 # The ladder for the full-size Qwen2.5-3B shape, beside llama-quantize (docs/BENCHMARKS.md).
 bench-quantize: $(VENV)/.test $(LLAMA_QUANTIZE)
 	$(BIN)/python -m radlite_edge.bench.quantize_ladder --models models -t 2 --with-llama-quantize
-# --- end issue 4 ---
 
 clean:
 	rm -rf build runs .pytest_cache
-
-# CI runs the llama-quantize / llama-imatrix reference tests too (they skip only when these are absent).
-test: $(LLAMA_QUANTIZE)

@@ -56,7 +56,7 @@ def run_measured(cmd: list[str]) -> tuple[float, int]:
     return wall, report["maxrss_kib"] * 1024  # Linux reports KiB
 
 
-def _ensure_checkpoint(models: Path, console: Console) -> Path:
+def ensure_checkpoint(models: Path, console: Console) -> Path:
     spec = SPECS["qwen2.5-3b"]
     target = models / spec.name
     if not is_current(target, spec, seed=0, shard_bytes=4 << 30):
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     console = Console(soft_wrap=True)
 
-    ckpt = args.checkpoint or _ensure_checkpoint(args.models, console)
+    ckpt = args.checkpoint or ensure_checkpoint(args.models, console)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="radlite-convert-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"machine: {machine.one_line()}")

@@ -1,6 +1,6 @@
 """Evaluation runner speed: the fast path beside the RadLite notebook's naive path.
 
-    python -m radlite_edge.bench.eval_speed MODEL.gguf [--n 4] [-t 2] [--parallel 4]
+    python -m radlite_edge.bench.eval_speed MODEL.gguf [--n 4] [-t 2] [--parallel 7] [--repack 0|1]
 
 Same model, tasks and samples (the synthetic suite), in one run:
 - naive: one ``Llama.__call__`` per sample with the full prompt and the task's max_tokens
@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
-from radlite_edge.engine import Engine
+from radlite_edge.engine import DEFAULT_PARALLEL, DEFAULT_REPACK, Engine
 from radlite_edge.results import Result, append_jsonl
 from radlite_edge.tasks import TASKS
 from radlite_edge.tasks.synthetic import make_task_samples
@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model", type=Path)
     ap.add_argument("--n", type=int, default=4, help="samples per task")
     ap.add_argument("-t", "--threads", type=int, default=2)
-    ap.add_argument("--parallel", type=int, default=4)
-    ap.add_argument("--repack", type=int, choices=[0, 1], default=1, help="llama.cpp's CPU weight repacking, both paths")
+    ap.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, help="as radlite eval (default %(default)s)")
+    ap.add_argument("--repack", type=int, choices=[0, 1], default=int(DEFAULT_REPACK),
+                    help="llama.cpp's CPU weight repacking, both paths (default %(default)s, as radlite eval)")
     ap.add_argument("--latency-reps", type=int, default=5)
     ap.add_argument("--results", type=Path, default=Path("results/bench.jsonl"))
     args = ap.parse_args(argv)

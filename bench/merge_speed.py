@@ -31,6 +31,7 @@ from radlite_edge.synth.adapters import write_adapter
 from radlite_edge.synth.models import SPECS, is_current, vocab_size_of, write_checkpoint
 
 from .convert_speed import run_measured
+from .throughput import warm_page_cache
 
 PEFT_ROUTE = """
 import sys, torch
@@ -59,9 +60,7 @@ def _warm(paths: list[Path]) -> None:
     """Read the inputs once so every route starts from the same warm page cache."""
     for d in paths:
         for f in d.glob("*.safetensors"):
-            with open(f, "rb") as fh:
-                while fh.read(1 << 24):
-                    pass
+            warm_page_cache(f)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ deleted after measuring unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import statistics
 import subprocess
@@ -28,8 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
-from radlite_edge.bench.convert_speed import _ensure_checkpoint
+from radlite_edge.bench.convert_speed import ensure_checkpoint
 from radlite_edge.bench.llama_cpp_ref import find_tool
+from radlite_edge.bench.throughput import warm_page_cache
 from radlite_edge.convert.hf_to_gguf import convert_checkpoint
 from radlite_edge.convert.imatrix import make_imatrix, read_imatrix
 from radlite_edge.convert.inspect_gguf import summarize
@@ -42,14 +44,6 @@ PAPER_Q4_K_M_GB = 1.8  # RadLite: Qwen2.5-3B Q4_K_M
 ANCHORS = {"Q8_0": (25.7, 3.060, 8.50), "Q6_K": (89.8, 2.364, 6.56), "Q5_K_M": (135.5, 2.072, 5.75),
            "Q4_K_M": (102.9, 1.797, 4.99), "Q4_0": (15.6, 1.698, 4.71), "Q3_K_M": (60.5, 1.481, 4.11),
            "Q2_K": (71.1, 1.187, 3.29), "IQ4_XS": (292.1, 1.633, 4.53)}
-
-
-def _warm(path: Path) -> float:
-    t0 = time.perf_counter()
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
-    return time.perf_counter() - t0
 
 
 def _fmt(samples: list[float]) -> str:
@@ -81,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     if ref_levels and llama_quantize_bin is None:
         console.print("llama-quantize not found: run `make llama-quantize` first")
         return 2
-    ckpt = args.checkpoint or _ensure_checkpoint(args.models, console)
+    ckpt = args.checkpoint or ensure_checkpoint(args.models, console)
     workdir = args.workdir or args.models / "ladder-bench"
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"machine: {machine.one_line()}")
     f16 = workdir / f"{ckpt.name}-F16.gguf"
     conv = convert_checkpoint(ckpt, f16, outtype="f16", n_threads=args.threads)
     console.print(f"{f16}: F16 {'kept (up to date)' if conv.skipped else f'made in {conv.seconds:.1f} s'}, "
-                  f"{conv.bytes / 2**30:.3f} GiB; read once to warm the page cache in {_warm(f16):.1f} s")
+                  f"{conv.bytes / 2**30:.3f} GiB; read once to warm the page cache in {warm_page_cache(f16):.1f} s")
 
     records: list[Result] = []
     base = {"source": f16.name, "threads": args.threads, "checkpoint": str(ckpt)}
@@ -128,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarize(out)
         same = "—"
         if theirs:
-            same = "yes" if _same_file(out, ref) else "NO"
+            same = "yes" if filecmp.cmp(out, ref, shallow=False) else "NO"
             ref.unlink()
         load = os.getloadavg()[0]
         anchor = ANCHORS.get(level.name)
@@ -157,18 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     append_jsonl(args.results, records)
     console.print(f"{len(records)} records appended to {args.results}")
     return 0
-
-
-def _same_file(a: Path, b: Path, chunk: int = 1 << 24) -> bool:
-    if a.stat().st_size != b.stat().st_size:
-        return False
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(chunk), fb.read(chunk)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 if __name__ == "__main__":

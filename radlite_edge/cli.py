@@ -432,6 +432,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import engine
     from .convert.hf_to_gguf import conversion_outtypes
     from .synth.models import SPECS
 
@@ -508,9 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
                     help="constrain label tasks to their label set (default on)")
     ev.add_argument("-t", "--threads", type=int, default=None)
-    ev.add_argument("--parallel", type=int, default=7,
-                    help="sequences decoded together in fast mode, 1 to 7 (default 7)")
-    ev.add_argument("--repack", type=int, choices=[0, 1], default=0,
+    ev.add_argument("--parallel", type=int, default=engine.DEFAULT_PARALLEL,
+                    help=f"sequences decoded together in fast mode, 1 to {engine.MAX_STEP_ROWS} "
+                         f"(default {engine.DEFAULT_PARALLEL})")
+    ev.add_argument("--repack", type=int, choices=[0, 1], default=int(engine.DEFAULT_REPACK),
                     help="llama.cpp's CPU weight repacking (default 0: the fast path then equals the naive path "
                          "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
     ev.add_argument("-c", "--ctx-size", type=int, default=4096)

@@ -35,7 +35,20 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import llm as llm_mod
+from .errors import UserError
 from .tasks.constraint import OutputLanguage, constrained_pick
+
+MAX_STEP_ROWS = 7  # sequences per decode step that still take llama.cpp's few-row kernels (see above)
+# The settings under which ``generate`` equals ``naive`` token for token (see above): the
+# defaults of the engine, of ``radlite eval`` and of bench/eval_speed.py.
+DEFAULT_PARALLEL = MAX_STEP_ROWS
+DEFAULT_REPACK = False
+
+
+def check_parallel(n_parallel: int) -> None:
+    if not 1 <= n_parallel <= MAX_STEP_ROWS:
+        raise UserError(f"--parallel {n_parallel}: choose 1 to {MAX_STEP_ROWS} (a decode step of "
+                        f"{MAX_STEP_ROWS + 1} or more sequences takes other llama.cpp kernels than the naive path's)")
 
 
 @dataclass
@@ -55,15 +68,12 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Engine:
-    MAX_STEP_ROWS = 7  # sequences per decode step that still take llama.cpp's few-row kernels (see above)
-
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None, n_parallel: int = 4,
-                 n_batch: int = 512, repack: bool = True):
-        if not 1 <= n_parallel <= self.MAX_STEP_ROWS:
-            raise ValueError(f"n_parallel {n_parallel}: choose 1 to {self.MAX_STEP_ROWS}")
+    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 n_parallel: int = DEFAULT_PARALLEL, n_batch: int = 512, repack: bool = DEFAULT_REPACK):
+        check_parallel(n_parallel)
         self.model_path = Path(model_path)
         self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, repack=repack)
-        self.n_ctx, self.n_parallel, self.n_batch, self.repack = n_ctx, n_parallel, n_batch, repack
+        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
         self.n_vocab = self.llm.n_vocab()
         self._vocab = None
         self._ctx = None

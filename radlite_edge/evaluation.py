@@ -89,19 +89,19 @@ def evaluate(
     tasks: str = "all",
     settings: EvalSettings = EvalSettings(),
     n_threads: int | None = None,
-    n_parallel: int = 7,
+    n_parallel: int | None = None,
     n_ctx: int = 4096,
-    repack: bool = False,
+    repack: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evaluate one model; returns the summary dict (also written to ``out_dir``)."""
-    from .engine import Engine
+    from .engine import DEFAULT_PARALLEL, DEFAULT_REPACK, Engine, check_parallel
 
     if settings.mode not in ("fast", "naive"):
         raise UserError(f"--mode {settings.mode}: choose fast or naive")
-    if not 1 <= n_parallel <= Engine.MAX_STEP_ROWS:
-        raise UserError(f"--parallel {n_parallel}: choose 1 to {Engine.MAX_STEP_ROWS} (a decode step of 8 or more "
-                        f"sequences takes other llama.cpp kernels than the naive path's)")
+    n_parallel = DEFAULT_PARALLEL if n_parallel is None else n_parallel
+    repack = DEFAULT_REPACK if repack is None else repack
+    check_parallel(n_parallel)  # before any work
     model_path = Path(model_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,8 @@ def test_other_load_sees_another_process_and_not_a_short_window():
     import sys
     import time
 
+    import psutil
+
     assert tp.OtherLoad().share() is None  # a few ms: tick counts cannot tell
     other = tp.OtherLoad()
     # not reaped until after the reading, so its time is not counted as ours (children_*)
@@ -123,5 +125,5 @@ def test_other_load_sees_another_process_and_not_a_short_window():
     finally:
         spinner.kill()
         spinner.wait()
-    cpus = len(__import__("psutil").cpu_times(percpu=True))
+    cpus = len(psutil.cpu_times(percpu=True))
     assert share is not None and 0.6 / cpus <= share <= 1.0, share  # one whole CPU of ``cpus`` was busy

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from radlite_edge.cli import main
-from radlite_edge.engine import Engine
+from radlite_edge.engine import MAX_STEP_ROWS, Engine
 from radlite_edge.evaluation import EvalSettings, evaluate
 from radlite_edge.tasks import TASKS
 from radlite_edge.tasks.samples import read_dir, write_jsonl
@@ -142,18 +142,21 @@ def test_parallel_streams_give_the_naive_paths_logits_bit_for_bit(tiny_gguf, tmp
     from radlite_edge.llm import last_logits
 
     path = quantize_ladder(tiny_gguf("tiny-qwen3", "f16"), "q4_k_m", tmp_path, n_threads=2)[0].path
-    engine = Engine(path, n_ctx=512, n_parallel=Engine.MAX_STEP_ROWS, repack=False)
+    engine = Engine(path, n_ctx=512, n_parallel=MAX_STEP_ROWS, repack=False)
     rng = np.random.default_rng(3)
     prefix = rng.integers(10, 800, 40).tolist()
     prompts = [prefix + rng.integers(10, 800, int(n)).tolist() for n in rng.integers(9, 40, 9)]
     seen: dict[tuple[int, int], np.ndarray] = {}
-    gens = engine.generate(prompts, max_tokens=6, trace=lambda i, step, row: seen.__setitem__((i, step), row.copy()))
+    max_tokens = 6
+    gens = engine.generate(prompts, max_tokens=max_tokens,
+                           trace=lambda i, step, row: seen.__setitem__((i, step), row.copy()))
     llm = engine.llm
     for i, (prompt, gen) in enumerate(zip(prompts, gens)):
         llm.reset()
         llm.eval(prefix)
         llm.eval(prompt[len(prefix):])
-        for step in range(gen.n_tokens + 1 if gen.n_tokens < 6 else 6):
+        # rows seen: one per token, and one more that chose to stop unless max_tokens cut it
+        for step in range(min(gen.n_tokens + 1, max_tokens)):
             ref = last_logits(llm)
             assert np.array_equal(seen[(i, step)], ref), (i, step, float(np.abs(seen[(i, step)] - ref).max()))
             tok = int(np.argmax(ref))
@@ -162,3 +165,11 @@ def test_parallel_streams_give_the_naive_paths_logits_bit_for_bit(tiny_gguf, tmp
             llm.eval([tok])
     assert len(seen) >= len(prompts) * 2
     engine.close()
+
+
+def test_too_many_parallel_sequences_is_one_line(capsys, tmp_path, q8_model, data_dir):
+    code = main(["eval", str(q8_model), "--data", str(data_dir), "-o", str(tmp_path / "out"),
+                 "--parallel", str(MAX_STEP_ROWS + 1)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "--parallel" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -51,9 +51,8 @@ def test_repack_switch_is_llama_cpps(tiny_gguf, tmp_path):
     assert llama_cpp.llama_model_default_params().use_extra_bufts
 
 
-@pytest.mark.parametrize("bad", ["missing.gguf"])
-def test_load_missing_file_is_a_user_error(tmp_path, bad):
+def test_load_missing_file_is_a_user_error(tmp_path):
     from radlite_edge.errors import UserError
 
     with pytest.raises(UserError, match="no such model file"):
-        load(tmp_path / bad)
+        load(tmp_path / "missing.gguf")
