@@ -173,3 +173,68 @@ def test_too_many_parallel_sequences_is_one_line(capsys, tmp_path, q8_model, dat
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and "--parallel" in err[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _greedy_tokens(engine: Engine, prompt: str, n: int) -> list[int]:
+    from radlite_edge.llm import last_logits
+
+    llm = engine.llm
+    llm.reset()
+    llm.eval(engine.tokenize(prompt))
+    out = []
+    for _ in range(n):
+        tok = int(np.argmax(last_logits(llm)))
+        if engine.is_eog(tok):
+            break
+        out.append(tok)
+        llm.eval([tok])
+    return out
+
+
+def test_an_answer_the_model_writes_itself_is_followed_token_for_token(q8_model, data_dir):
+    """Forced bytes go in bulk only once the model's own choice has left the language: a
+    language made to contain the model's greedy text (with forced stretches and a branch)
+    must give back those tokens, each picked from the model's logits."""
+    from radlite_edge.tasks.constraint import OutputLanguage
+
+    engine = Engine(q8_model, n_parallel=4)
+    task = TASKS["radiology_qa"]
+    checked = 0
+    for s in [s for s in read_dir(data_dir) if s.split == "test" and s.task == task.name]:
+        prompt = task.prompt(s.input)
+        tokens = _greedy_tokens(engine, prompt, 24)
+        try:
+            text = b"".join(engine.piece(t) for t in tokens).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if len(text) < 9:
+            continue
+        a, b = len(text) // 3, 2 * len(text) // 3
+        lang = OutputLanguage([[text[:a]], [text[a:b], "#" + text[a:b]], [text[b:]]])
+        steps = []
+        got = engine.generate([engine.tokenize(prompt)], max_tokens=40, language=lang,
+                              trace=lambda i, step, row: steps.append(step))[0]
+        assert (got.text, got.n_tokens) == (text, len(tokens))
+        assert steps == list(range(len(tokens)))  # every token picked from the model's logits
+        checked += 1
+    assert checked >= 2
+    engine.close()
+
+
+def test_a_left_answer_is_completed_in_few_decode_calls(q8_model, data_dir):
+    """The tiny random model leaves the 14-label CheXpert language at once; from there the
+    forced label names go in bulk and the model is read only where the language branches."""
+    engine = Engine(q8_model, n_parallel=4)
+    task = TASKS["abnormality_detection"]
+    prompts = [engine.tokenize(task.prompt(s.input)) for s in read_dir(data_dir)
+               if s.split == "test" and s.task == task.name][:4]
+    calls = []
+    decode = engine._decode
+    engine._decode = lambda entries: calls.append(len(entries)) or decode(entries)
+    gens = engine.generate(prompts, max_tokens=task.max_tokens, language=task.language)
+    for g in gens:
+        assert task.language.is_complete(g.text.encode())
+        assert len(task.parse(g.text)) == 14
+    # 4 prompt suffixes, then at most a call per branch point (14 labels, 3 values each)
+    assert len(calls) - len(prompts) <= 2 * 14 + 2 < max(g.n_tokens for g in gens)
+    engine.close()
