@@ -124,21 +124,14 @@ class Engine:
     def forced_tokens(self, language: OutputLanguage, states, budget: int) -> list[int]:
         """Tokens for the bytes ``language`` forces from ``states`` on, up to ``budget``.
 
-        The last token of the forced bytes is left to the model: it is picked with the
-        branch that follows, so a label is not split where the model would have joined it
-        (": " + "negative" instead of ":" + " negative").
+        The last token of the forced bytes is left to the model, to be picked together with
+        the branch that follows (see ``generate``), so a label is not split where the model
+        would have joined it (": " + "negative" instead of ":" + " negative").
         """
-        data = bytearray()
-        while not language.is_end(states):
-            nxt = language.next_bytes(states)
-            if len(nxt) != 1:
-                break
-            byte = bytes([next(iter(nxt))])
-            data += byte
-            states = language.advance(states, byte)
+        data = language.forced(states)
         if not data:
             return []
-        tokens = self.llm.tokenize(bytes(data), add_bos=False, special=False)
+        tokens = self.llm.tokenize(data, add_bos=False, special=False)
         if b"".join(self.piece(t) for t in tokens) != data:
             return []  # a tokenization that does not spell the bytes back: step one token at a time
         return tokens[:-1][:budget]
@@ -281,8 +274,11 @@ class Engine:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok
                     else:
+                        # a left sequence's pick should reach past the bytes left to it, into the
+                        # branch: a token that only spells them would cost a decode call and say nothing
+                        reach = 0 if faithful[j] else len(language.forced(states[j])) + 1
                         picked = constrained_pick(row, states[j], language, self.piece, self.is_eog,
-                                                  self.tokens_starting_with)
+                                                  self.tokens_starting_with, reach)
                         tok, states[j] = picked if picked else (None, states[j])
                         if tok is not None and faithful[j] and tok != int(np.argmax(row)):
                             faithful[j] = False

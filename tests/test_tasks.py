@@ -152,6 +152,24 @@ def test_constraint_keeps_valid_answers_and_repairs_invalid_ones():
     assert out.decode() in RADS_LABELS  # junk becomes some valid label
 
 
+def test_forced_bytes_and_a_pick_that_reaches_the_branch():
+    lang = OutputLanguage([["Edema: "], ["positive\n", "negative\n", "uncertain\n"], ["Mass: "], ["yes", "no"]])
+    states = lang.advance(lang.start(), b"Ed")
+    assert lang.forced(states) == b"ema: "  # up to the branch
+    assert lang.forced(lang.advance(states, b"ema: ")) == b""
+    assert lang.forced(lang.advance(states, b"ema: n")) == b"egative\nMass: "
+    assert lang.forced(lang.advance(lang.start(), b"Edema: uncertain\nMass: no")) == b""  # complete
+    vocab = [b"", b" ", b" n", b" negative", b"x"]
+    at_space = lang.advance(lang.start(), b"Edema:")
+    logits = np.array([0, 9, 3, 2, 8], np.float32)
+    pick = lambda reach, lg=logits: constrained_pick(lg, at_space, lang, lambda t: vocab[t], lambda t: t == 0,
+                                                     reach=reach)[0]
+    assert pick(0) == 1  # the best token that keeps the text in the language
+    assert pick(2) == 2  # the best of those that go past the space, into the branch
+    assert pick(9) == 3
+    assert pick(10) == 1  # none reaches that far: the best one after all
+
+
 def test_loaders_read_the_public_formats(tmp_path):
     (tmp_path / "radnli.jsonl").write_text(json.dumps(
         {"pair_id": "7", "sentence1": "No effusion.", "sentence2": "Effusion present.", "gold_label": "contradiction"}) + "\n")

@@ -59,6 +59,17 @@ class OutputLanguage:
         """The bytes that may come next."""
         return {self.segments[s][a][off] for s, a, off in states if s < len(self.segments)}
 
+    def forced(self, states: frozenset[State]) -> bytes:
+        """The bytes that must come next, up to where the language branches or may end."""
+        data = bytearray()
+        while not self.is_end(states):
+            nxt = self.next_bytes(states)
+            if len(nxt) != 1:
+                break
+            data += bytes(nxt)
+            states = self.advance(states, bytes(nxt))
+        return bytes(data)
+
     def is_end(self, states: frozenset[State]) -> bool:
         return self._end in states
 
@@ -89,12 +100,14 @@ def constrained_pick(
     piece: Callable[[int], bytes],
     is_stop: Callable[[int], bool],
     candidates: Callable[[set[int]], np.ndarray] | None = None,
+    reach: int = 0,
 ) -> tuple[int, frozenset[State]] | None:
     """(next token, the states after it) under ``language``, or None to stop.
 
     A complete text stops unless the model's own first choice continues it. Otherwise the
-    best-scoring token that keeps the text in the language is taken; ``candidates`` (first
-    bytes -> token ids starting with one of them) spares scanning the whole vocabulary.
+    best-scoring token that keeps the text in the language is taken, preferring one of at
+    least ``reach`` bytes where there is one; ``candidates`` (first bytes -> token ids
+    starting with one of them) spares scanning the whole vocabulary.
     """
     if language.is_end(states):
         top = int(np.argmax(logits))
@@ -104,6 +117,7 @@ def constrained_pick(
         pool = np.sort(candidates(language.next_bytes(states)))
     else:
         pool = np.arange(logits.size)
+    fallback = None
     for tok in pool[np.argsort(-logits[pool], kind="stable")]:  # ties: lowest id first, as argmax
         tok = int(tok)
         if is_stop(tok):
@@ -111,5 +125,7 @@ def constrained_pick(
         text_piece = piece(tok)
         after = language.advance(states, text_piece) if text_piece else frozenset()
         if after:
-            return tok, after
-    return None
+            if len(text_piece) >= reach:
+                return tok, after
+            fallback = fallback or (tok, after)
+    return fallback
