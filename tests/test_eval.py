@@ -235,6 +235,6 @@ def test_a_left_answer_is_completed_in_few_decode_calls(q8_model, data_dir):
     for g in gens:
         assert task.language.is_complete(g.text.encode())
         assert len(task.parse(g.text)) == 14
-    # 4 prompt suffixes, then at most a call per branch point (14 labels, 3 values each)
-    assert len(calls) - len(prompts) <= 2 * 14 + 2 < max(g.n_tokens for g in gens)
+    # 4 prompt suffixes, then about a call per label's value (14 branches) for ~60 tokens each
+    assert len(calls) - len(prompts) <= 14 + 2 < min(g.n_tokens for g in gens) / 3
     engine.close()
