@@ -274,14 +274,16 @@ class Engine:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok
                     else:
-                        # a left sequence's pick should reach past the bytes left to it, into the
-                        # branch: a token that only spells them would cost a decode call and say nothing
-                        reach = 0 if faithful[j] else len(language.forced(states[j])) + 1
-                        picked = constrained_pick(row, states[j], language, self.piece, self.is_eog,
-                                                  self.tokens_starting_with, reach)
+                        # a left sequence's pick reaches past the bytes the language forces, into
+                        # the branch: a token that only spells them would cost a decode call, say nothing
+                        reach = lambda: len(language.forced(states[j])) + 1
+                        pick = lambda reach: constrained_pick(row, states[j], language, self.piece, self.is_eog,
+                                                              self.tokens_starting_with, reach)
+                        picked = pick(0 if faithful[j] else reach())
+                        if faithful[j] and picked is not None and picked[0] != int(np.argmax(row)):
+                            faithful[j] = False  # the model's own choice leaves the language here
+                            picked = pick(reach())
                         tok, states[j] = picked if picked else (None, states[j])
-                        if tok is not None and faithful[j] and tok != int(np.argmax(row)):
-                            faithful[j] = False
                     if tok is None:
                         continue
                     rows = [tok]
