@@ -82,7 +82,9 @@ class Engine:
         check_parallel(n_parallel)
         self.model_path = Path(model_path)
         self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, repack=repack)
-        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
+        # llama-cpp-python caps the batch at n_ctx: the parallel context takes the same cap, so
+        # a prompt is split where the naive path splits it and no call exceeds the batch
+        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, int(self.llm.context_params.n_batch)
         self.n_vocab = self.llm.n_vocab()
         self._vocab = None
         self._ctx = None

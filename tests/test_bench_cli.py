@@ -178,3 +178,21 @@ def test_repack_off_is_recorded_and_its_own_series(capsys, tmp_path, tiny_gguf):
     assert [row["level"] for row in formats.rows(records)] == ["Q8_0", "Q8_0 (no repack)"]
     code, _, err = _run(capsys, "bench", model, *QUICK, "--repack", "2", "--results", str(results))
     _one_line_error(code, err, "--repack", "0 or 1")
+
+
+def test_decode_shape_times_every_shape_and_refuses_too_many_streams(capsys, tiny_gguf):
+    from radlite_edge.bench import decode_shape
+
+    model = str(tiny_gguf("tiny-qwen2", "q8_0"))
+    assert decode_shape.main([model, "-t", "1", "--rows", "1,9", "--streams", "1,3", "-r", "2"]) == 0
+    out = capsys.readouterr().out
+    shapes = [line.split("│")[1:4] for line in out.splitlines() if line.count("│") == 7]
+    assert [[c.strip() for c in s] for s in shapes] == [["1", "1", "1"], ["1", "9", "9"], ["3", "1", "3"],
+                                                       ["3", "9", "27"]]
+    # an engine whose n_ctx caps llama.cpp's batch below the rows of one call (3 x 64): split, not aborted
+    times = decode_shape.measure(decode_shape.Engine(model, n_ctx=128), 40, 3, 3, np.random.default_rng(0))
+    assert len(times) == 3 and all(t > 0 for t in times)
+    for bad in (["--streams", "8"], ["--rows", "0"], ["--rows", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            decode_shape.main([model, *bad])
+        assert exc.value.code == 2
