@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
-from radlite_edge.engine import DEFAULT_PARALLEL, DEFAULT_REPACK, Engine
+from radlite_edge.engine import DEFAULT_PARALLEL, DEFAULT_REPACK, CallTimes, Engine
 from radlite_edge.results import Result, append_jsonl
 from radlite_edge.tasks import TASKS
 from radlite_edge.tasks.synthetic import make_task_samples
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"naive": 0.0, "fast": 0.0, "grammar": 0.0}
     label_totals = {"naive": 0.0, "fast": 0.0, "grammar": 0.0}
     identical = compared = kept = valid_naive = 0
+    label_phases = {"prompt": 0.0, "answer": 0.0}  # fast+grammar on the label tasks
     for task in TASKS.values():
         samples = make_task_samples(task.name, args.n, seed=11)
         prompts = [task.prompt(s.input) for s in samples]
@@ -66,18 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         t_naive = time.perf_counter() - t0
         tokens = [engine.tokenize(p) for p in prompts]
         engine.forget_prefix()  # the fast path starts from an empty cache too
+        engine.times = CallTimes()
         t0 = time.perf_counter()
         fast = engine.generate(tokens, max_tokens=task.max_tokens)
         t_fast = time.perf_counter() - t0
+        calls = {"fast": engine.times}
         same = sum(_same(n, f, task.max_tokens) for n, f in zip(naive, fast))
         identical += same
         compared += len(samples)
         t_gram = t_fast
         if task.language:
             engine.forget_prefix()
+            engine.times = CallTimes()
             t0 = time.perf_counter()
             constrained = engine.generate(tokens, max_tokens=task.max_tokens, language=task.language)
             t_gram = time.perf_counter() - t0
+            calls["fast+grammar"] = engine.times
             for n, c in zip(naive, constrained):
                 if task.parse(n.text) not in (None, {}):
                     valid_naive += 1
@@ -89,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((task.name, t_naive, t_fast, t_gram, same, len(samples)))
         console.print(f"{task.name}: naive {t_naive:.1f} s, fast {t_fast:.1f} s, grammar {t_gram:.1f} s, "
                       f"identical {same}/{len(samples)}")
+        if task.name in LABEL_TASKS:
+            label_phases["prompt"] += calls["fast+grammar"].prompt_seconds
+            label_phases["answer"] += calls["fast+grammar"].answer_seconds
+        for mode, ct in calls.items():  # where the fast path's time goes: llama_decode calls
+            console.print(f"  {mode}: prompts {ct.prompt_seconds:.1f} s in {ct.prompt_calls} calls "
+                          f"({ct.prompt_rows} rows), answers {ct.answer_seconds:.1f} s in {ct.answer_calls} calls "
+                          f"({ct.answer_rows} rows)")
         for mode, secs in (("naive", t_naive), ("fast", t_fast), ("fast+grammar", t_gram)):
             records.append(Result(model=args.model.name, level="", benchmark=f"eval-speed/{task.name}",
                                   metric="samples_per_s", value=len(samples) / secs, n=len(samples), unit="samples/s",
@@ -111,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{totals['naive'] / totals['grammar']:.1f}x", f"{identical}/{compared}")
     console.print(table)
     console.print(f"grammar on: {kept}/{valid_naive} outputs the naive path parsed as a valid label parse the same")
+    console.print(f"label tasks, fast+grammar {label_totals['grammar']:.1f} s: prompts {label_phases['prompt']:.1f} s, "
+                  f"answers {label_phases['answer']:.1f} s (llama_decode calls; the naive path evaluates the same "
+                  f"prompts)")
 
     # one RADS request
     rads = TASKS["rads_assignment"]

@@ -68,6 +68,23 @@ class Generation:
     seconds: float  # wall time of the call that produced it, shared by a group
 
 
+@dataclass
+class CallTimes:
+    """Where ``generate``'s time went: llama_decode calls of prompts and of answers."""
+
+    prompt_calls: int = 0
+    prompt_rows: int = 0
+    prompt_seconds: float = 0.0
+    answer_calls: int = 0
+    answer_rows: int = 0
+    answer_seconds: float = 0.0
+
+    def add(self, phase: str, rows: int, seconds: float) -> None:
+        setattr(self, f"{phase}_calls", getattr(self, f"{phase}_calls") + 1)
+        setattr(self, f"{phase}_rows", getattr(self, f"{phase}_rows") + rows)
+        setattr(self, f"{phase}_seconds", getattr(self, f"{phase}_seconds") + seconds)
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -92,6 +109,7 @@ class Engine:
         self._seq0: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self._by_first_byte: dict[int, np.ndarray] | None = None
+        self.times = CallTimes()  # accumulated over every generate call; reset by assigning a new one
 
     # ------------------------------------------------------------ helpers
 
@@ -202,12 +220,13 @@ class Engine:
             self._ctx = None
         self.llm.close()
 
-    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> dict[int, np.ndarray]:
+    def _decode(self, entries: list[tuple[int, int, int, bool]], phase: str = "answer") -> dict[int, np.ndarray]:
         """Evaluate (token, position, sequence, want logits) entries; logits by sequence."""
         import llama_cpp
 
         ctx, b, out = self._ctx, self._batch, {}
         for start in range(0, len(entries), self.n_batch):
+            t0 = time.perf_counter()
             chunk = entries[start:start + self.n_batch]
             b.n_tokens = len(chunk)
             for i, (tok, pos, seq, want) in enumerate(chunk):
@@ -220,6 +239,7 @@ class Engine:
                 if want:
                     ptr = llama_cpp.llama_get_logits_ith(ctx, i)
                     out[seq] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+            self.times.add(phase, len(chunk), time.perf_counter() - t0)
         return out
 
     def _set_prefix(self, prefix: list[int]) -> None:
@@ -230,7 +250,7 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(self._mem, 0, keep, -1)
             self._seq0 = self._seq0[:keep]
         if len(prefix) > keep:
-            self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])])
+            self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])], "prompt")
             self._seq0 = list(prefix)
 
     def generate(self, prompts: Sequence[list[int]], *, max_tokens: int, language: OutputLanguage | None = None,
@@ -259,7 +279,7 @@ class Engine:
                 llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
                 # each suffix in a batch of its own: the rows the naive path evaluates together
                 logits.update(self._decode([(t, shared + k, seq, k == len(p) - shared - 1)
-                                            for k, t in enumerate(p[shared:])]))
+                                            for k, t in enumerate(p[shared:])], "prompt"))
             outs: list[list[int]] = [[] for _ in group]
             texts = [b"" for _ in group]
             states = [language.start() if language else None for _ in group]

@@ -228,13 +228,13 @@ def test_a_left_answer_is_completed_in_few_decode_calls(q8_model, data_dir):
     task = TASKS["abnormality_detection"]
     prompts = [engine.tokenize(task.prompt(s.input)) for s in read_dir(data_dir)
                if s.split == "test" and s.task == task.name][:4]
-    calls = []
-    decode = engine._decode
-    engine._decode = lambda entries: calls.append(len(entries)) or decode(entries)
     gens = engine.generate(prompts, max_tokens=task.max_tokens, language=task.language)
     for g in gens:
         assert task.language.is_complete(g.text.encode())
         assert len(task.parse(g.text)) == 14
-    # 4 prompt suffixes, then about a call per label's value (14 branches) for ~60 tokens each
-    assert len(calls) - len(prompts) <= 14 + 2 < min(g.n_tokens for g in gens) / 3
+    times = engine.times
+    assert times.prompt_calls >= len(prompts)  # the prefix, then each suffix in a call of its own
+    # about a call per label's value (14 branches) for ~60 tokens each
+    assert times.answer_calls <= 14 + 2 < min(g.n_tokens for g in gens) / 3
+    assert times.answer_rows == sum(g.n_tokens for g in gens) - len(gens)  # the last token needs no call
     engine.close()
