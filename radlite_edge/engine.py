@@ -28,9 +28,8 @@ greedy choice stays in the language (those tokens are the naive path's, so its v
 answers are kept). Once the model's choice leaves the language, the naive path's text would
 not have been a string of it and the answer is ours to complete: the bytes the language
 then forces (a CheXpert label's name, "-RADS ") are written in one batch and the model is
-read only where the language branches. A random model leaves at once, so this is where
-constrained decoding of the 14-label CheXpert answer spends a few dozen decode calls
-instead of one per token.
+read only where the language branches. A random model leaves at once, and its 14-label
+CheXpert answer then takes about a decode call per label instead of one per token.
 """
 
 from __future__ import annotations
@@ -298,13 +297,13 @@ class Engine:
                     else:
                         # a left sequence's pick reaches past the bytes the language forces, into
                         # the branch: a token that only spells them would cost a decode call, say nothing
-                        reach = lambda: len(language.forced(states[j])) + 1
+                        past_forced = lambda: len(language.forced(states[j])) + 1
                         pick = lambda reach: constrained_pick(row, states[j], language, self.piece, self.is_eog,
                                                               self.tokens_starting_with, reach)
-                        picked = pick(0 if faithful[j] else reach())
+                        picked = pick(0 if faithful[j] else past_forced())
                         if faithful[j] and picked is not None and picked[0] != int(np.argmax(row)):
                             faithful[j] = False  # the model's own choice leaves the language here
-                            picked = pick(reach())
+                            picked = pick(past_forced())
                         tok, states[j] = picked if picked else (None, states[j])
                     if tok is None:
                         continue
