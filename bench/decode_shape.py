@@ -74,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{args.model}: no such model file")
     console = Console(soft_wrap=True)
     console.print(f"machine: {machine.one_line()}")
-    engine = Engine(args.model, n_ctx=max(512, CONTEXT + max(rows_list) * max(streams_list)), n_threads=args.threads,
-                    repack=bool(args.repack))
+    largest = max(rows_list) * max(streams_list)
+    # a batch that holds the largest shape, so every shape is one llama_decode call (llama.cpp
+    # itself may still split it into ubatches, as it would the runner's call)
+    engine = Engine(args.model, n_ctx=max(512, CONTEXT + largest), n_batch=max(512, largest),
+                    n_threads=args.threads, repack=bool(args.repack))
     rng = np.random.default_rng(0)
     table = Table(title=f"{args.model.name}: one llama_decode call, {args.threads} threads, repack {args.repack}")
     for col in ("streams", "rows per stream", "rows", "ms (median)", "spread ms", "ms per row"):

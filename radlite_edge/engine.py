@@ -296,8 +296,12 @@ class Engine:
                         tok = None if self.is_eog(tok) else tok
                     else:
                         # a left sequence's pick reaches past the bytes the language forces, into
-                        # the branch: a token that only spells them would cost a decode call, say nothing
-                        past_forced = lambda: len(language.forced(states[j])) + 1
+                        # the branch: a token that only spells them would cost a decode call, say
+                        # nothing; where they complete a label, spelling them is a choice (to stop)
+                        def past_forced() -> int:
+                            forced = language.forced(states[j])
+                            return len(forced) + (not language.is_end(language.advance(states[j], forced)))
+
                         pick = lambda reach: constrained_pick(row, states[j], language, self.piece, self.is_eog,
                                                               self.tokens_starting_with, reach)
                         picked = pick(0 if faithful[j] else past_forced())
@@ -309,7 +313,7 @@ class Engine:
                         continue
                     rows = [tok]
                     if language is not None and not faithful[j]:
-                        rows += self.forced_tokens(language, states[j], max_tokens - len(outs[j]) - 1)
+                        rows += self.forced_tokens(language, states[j], max(0, max_tokens - len(outs[j]) - 1))
                     for t in rows:
                         outs[j].append(t)
                         texts[j] += self.piece(t)

@@ -190,7 +190,9 @@ def test_decode_shape_times_every_shape_and_refuses_too_many_streams(capsys, tin
     assert [[c.strip() for c in s] for s in shapes] == [["1", "1", "1"], ["1", "9", "9"], ["3", "1", "3"],
                                                        ["3", "9", "27"]]
     # an engine whose n_ctx caps llama.cpp's batch below the rows of one call (3 x 64): split, not aborted
-    times = decode_shape.measure(decode_shape.Engine(model, n_ctx=128), 40, 3, 3, np.random.default_rng(0))
+    engine = decode_shape.Engine(model, n_ctx=128)
+    times = decode_shape.measure(engine, 40, 3, 3, np.random.default_rng(0))
+    engine.close()
     assert len(times) == 3 and all(t > 0 for t in times)
     for bad in (["--streams", "8"], ["--rows", "0"], ["--rows", "x"]):
         with pytest.raises(SystemExit) as exc:

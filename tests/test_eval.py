@@ -238,3 +238,66 @@ def test_a_left_answer_is_completed_in_few_decode_calls(q8_model, data_dir):
     assert times.answer_calls <= 14 + 2 < min(g.n_tokens for g in gens) / 3
     assert times.answer_rows == sum(g.n_tokens for g in gens) - len(gens)  # the last token needs no call
     engine.close()
+
+
+def test_a_faithful_sequence_keeps_one_row_calls_beside_a_left_one(q8_model):
+    """In one group, a sequence still writing the model's own answer and sequences that left
+    the language: the faithful one's rows go in calls of one row per sequence that no left
+    sequence's rows share (the kernels of the naive path's steps), and its logits rows are the
+    naive path's bit for bit."""
+    from radlite_edge.llm import last_logits
+    from radlite_edge.tasks.constraint import OutputLanguage
+
+    engine = Engine(q8_model, n_parallel=4)
+    llm = engine.llm
+    rng = np.random.default_rng(3)
+    prompts, text, own = [], None, None
+
+    def greedy(prompt: list[int], n: int) -> list[int]:
+        llm.reset()
+        llm.eval(prompt)
+        out = []
+        for _ in range(n):
+            tok = int(np.argmax(last_logits(llm)))
+            if engine.is_eog(tok):
+                break
+            out.append(tok)
+            llm.eval([tok])
+        return out
+
+    while len(prompts) < 3:  # random prompts: the tiny model's greedy texts differ from one to the next
+        prompt = rng.integers(10, 800, 30).tolist()
+        tokens = greedy(prompt, 12)
+        raw = b"".join(engine.piece(t) for t in tokens)
+        if text is None:
+            try:
+                text = raw.decode("utf-8") if len(raw) >= 9 else None
+            except UnicodeDecodeError:
+                pass
+            if text is not None:
+                own = tokens
+                prompts.append(prompt)
+        elif raw[:1] != text.encode()[:1]:
+            prompts.append(prompt)  # its first token already leaves a language made of ``text``
+    a, b = len(text) // 3, 2 * len(text) // 3
+    lang = OutputLanguage([[text[:a]], [text[a:b], "#" + text[a:b]], [text[b:]]])
+    calls: list[tuple[str, list[int]]] = []
+    decode = engine._decode
+    engine._decode = lambda entries, phase="answer": calls.append((phase, [e[2] for e in entries])) or \
+        decode(entries, phase)
+    seen: dict[int, np.ndarray] = {}
+    gens = engine.generate(prompts, max_tokens=40, language=lang,
+                           trace=lambda i, step, row: i == 0 and seen.__setitem__(step, row.copy()))
+    engine._decode = decode
+    assert (gens[0].text, gens[0].n_tokens) == (text, len(own))
+    assert all(lang.is_complete(g.text.encode()) for g in gens)
+    with_faithful = [seqs for phase, seqs in calls if phase == "answer" and 1 in seqs]
+    assert len(with_faithful) == len(own) - 1  # its last token completes the language: no call
+    assert all(seqs == [1] for seqs in with_faithful)  # the left sequences' rows go in calls of their own
+    assert any(phase == "answer" and 1 not in seqs and len(seqs) > len(set(seqs)) for phase, seqs in calls)
+    llm.reset()
+    llm.eval(prompts[0])
+    for step, tok in enumerate(own):
+        assert np.array_equal(seen[step], last_logits(llm)), step
+        llm.eval([tok])
+    engine.close()

@@ -7,6 +7,11 @@ model's order of preference it takes the first that keeps it so, and it stops as
 the text is a complete string that the model does not want to extend. When the model's
 own greedy choice already writes a string of the language, every step takes that same
 token, so constraining changes only outputs that would not have parsed.
+
+Once the model's choice has left the language, the engine (``Engine.generate``) completes
+the answer its own way: it writes the bytes the language forces (``forced``) without
+reading the model and picks at branches with a ``reach``. Such an answer is a valid label
+but may differ from what llama.cpp's GBNF sampler (the naive path's grammar mode) writes.
 """
 
 from __future__ import annotations
