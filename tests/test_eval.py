@@ -175,12 +175,13 @@ def test_too_many_parallel_sequences_is_one_line(capsys, tmp_path, q8_model, dat
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def _greedy_tokens(engine: Engine, prompt: str, n: int) -> list[int]:
+def _greedy_tokens(engine: Engine, prompt: str | list[int], n: int) -> list[int]:
+    """The naive path's greedy tokens, one decode per token."""
     from radlite_edge.llm import last_logits
 
     llm = engine.llm
     llm.reset()
-    llm.eval(engine.tokenize(prompt))
+    llm.eval(engine.tokenize(prompt) if isinstance(prompt, str) else prompt)
     out = []
     for _ in range(n):
         tok = int(np.argmax(last_logits(llm)))
@@ -252,22 +253,9 @@ def test_a_faithful_sequence_keeps_one_row_calls_beside_a_left_one(q8_model):
     llm = engine.llm
     rng = np.random.default_rng(3)
     prompts, text, own = [], None, None
-
-    def greedy(prompt: list[int], n: int) -> list[int]:
-        llm.reset()
-        llm.eval(prompt)
-        out = []
-        for _ in range(n):
-            tok = int(np.argmax(last_logits(llm)))
-            if engine.is_eog(tok):
-                break
-            out.append(tok)
-            llm.eval([tok])
-        return out
-
     while len(prompts) < 3:  # random prompts: the tiny model's greedy texts differ from one to the next
         prompt = rng.integers(10, 800, 30).tolist()
-        tokens = greedy(prompt, 12)
+        tokens = _greedy_tokens(engine, prompt, 12)
         raw = b"".join(engine.piece(t) for t in tokens)
         if text is None:
             try:
