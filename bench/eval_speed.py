@@ -95,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"{task.name}: naive {t_naive:.1f} s, fast {t_fast:.1f} s, grammar {t_gram:.1f} s, "
                       f"identical {same}/{len(samples)}")
         if task.name in LABEL_TASKS:
-            label_phases["prompt"] += calls["fast+grammar"].prompt_seconds
-            label_phases["answer"] += calls["fast+grammar"].answer_seconds
+            label_phases["prompt"] += calls["fast+grammar"].prompt.seconds
+            label_phases["answer"] += calls["fast+grammar"].answer.seconds
         for mode, ct in calls.items():  # where the fast path's time goes: llama_decode calls
-            console.print(f"  {mode}: prompts {ct.prompt_seconds:.1f} s in {ct.prompt_calls} calls "
-                          f"({ct.prompt_rows} rows), answers {ct.answer_seconds:.1f} s in {ct.answer_calls} calls "
-                          f"({ct.answer_rows} rows)")
+            console.print(f"  {mode}: prompts {ct.prompt.seconds:.1f} s in {ct.prompt.calls} calls "
+                          f"({ct.prompt.rows} rows), answers {ct.answer.seconds:.1f} s in {ct.answer.calls} calls "
+                          f"({ct.answer.rows} rows)")
         for mode, secs in (("naive", t_naive), ("fast", t_fast), ("fast+grammar", t_gram)):
             records.append(Result(model=args.model.name, level="", benchmark=f"eval-speed/{task.name}",
                                   metric="samples_per_s", value=len(samples) / secs, n=len(samples), unit="samples/s",

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -68,20 +68,23 @@ class Generation:
 
 
 @dataclass
+class DecodeCalls:
+    """llama_decode calls of one kind: how many, their rows, their seconds."""
+
+    calls: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+    def add(self, rows: int, seconds: float) -> None:
+        self.calls, self.rows, self.seconds = self.calls + 1, self.rows + rows, self.seconds + seconds
+
+
+@dataclass
 class CallTimes:
-    """Where ``generate``'s time went: llama_decode calls of prompts and of answers."""
+    """Where ``generate``'s time went: the calls that evaluate prompts and those that write answers."""
 
-    prompt_calls: int = 0
-    prompt_rows: int = 0
-    prompt_seconds: float = 0.0
-    answer_calls: int = 0
-    answer_rows: int = 0
-    answer_seconds: float = 0.0
-
-    def add(self, phase: str, rows: int, seconds: float) -> None:
-        setattr(self, f"{phase}_calls", getattr(self, f"{phase}_calls") + 1)
-        setattr(self, f"{phase}_rows", getattr(self, f"{phase}_rows") + rows)
-        setattr(self, f"{phase}_seconds", getattr(self, f"{phase}_seconds") + seconds)
+    prompt: DecodeCalls = field(default_factory=DecodeCalls)
+    answer: DecodeCalls = field(default_factory=DecodeCalls)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -219,8 +222,10 @@ class Engine:
             self._ctx = None
         self.llm.close()
 
-    def _decode(self, entries: list[tuple[int, int, int, bool]], phase: str = "answer") -> dict[int, np.ndarray]:
-        """Evaluate (token, position, sequence, want logits) entries; logits by sequence."""
+    def _decode(self, entries: list[tuple[int, int, int, bool]], prompt: bool = False) -> dict[int, np.ndarray]:
+        """Evaluate (token, position, sequence, want logits) entries; logits by sequence.
+
+        Timed into ``self.times``, as prompt evaluation or as answer writing."""
         import llama_cpp
 
         ctx, b, out = self._ctx, self._batch, {}
@@ -238,7 +243,7 @@ class Engine:
                 if want:
                     ptr = llama_cpp.llama_get_logits_ith(ctx, i)
                     out[seq] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
-            self.times.add(phase, len(chunk), time.perf_counter() - t0)
+            (self.times.prompt if prompt else self.times.answer).add(len(chunk), time.perf_counter() - t0)
         return out
 
     def _set_prefix(self, prefix: list[int]) -> None:
@@ -249,8 +254,30 @@ class Engine:
             llama_cpp.llama_memory_seq_rm(self._mem, 0, keep, -1)
             self._seq0 = self._seq0[:keep]
         if len(prefix) > keep:
-            self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])], "prompt")
+            self._decode([(t, keep + i, 0, False) for i, t in enumerate(prefix[keep:])], prompt=True)
             self._seq0 = list(prefix)
+
+    def _constrained_pick(self, row: np.ndarray, states, language: OutputLanguage, faithful: bool):
+        """(token or None to stop, states after it, still faithful) for one sequence's logits row.
+
+        A faithful sequence takes the best token the language allows, and stays faithful while
+        that is the model's own argmax. A sequence that has left prefers a token reaching past
+        the bytes the language forces, into the branch: one that only spells them would cost a
+        decode call and say nothing (where they complete a label, spelling them is a choice: to
+        stop).
+        """
+        def pick(reach: int):
+            return constrained_pick(row, states, language, self.piece, self.is_eog, self.tokens_starting_with, reach)
+
+        def past_forced() -> int:
+            forced = language.forced(states)
+            return len(forced) + (not language.is_end(language.advance(states, forced)))
+
+        picked = pick(0 if faithful else past_forced())
+        if faithful and picked is not None and picked[0] != int(np.argmax(row)):
+            faithful = False  # the model's own choice leaves the language here
+            picked = pick(past_forced())
+        return (*picked, faithful) if picked else (None, states, faithful)
 
     def generate(self, prompts: Sequence[list[int]], *, max_tokens: int, language: OutputLanguage | None = None,
                  trace: Callable[[int, int, np.ndarray], None] | None = None) -> list[Generation]:
@@ -278,7 +305,7 @@ class Engine:
                 llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
                 # each suffix in a batch of its own: the rows the naive path evaluates together
                 logits.update(self._decode([(t, shared + k, seq, k == len(p) - shared - 1)
-                                            for k, t in enumerate(p[shared:])], "prompt"))
+                                            for k, t in enumerate(p[shared:])], prompt=True))
             outs: list[list[int]] = [[] for _ in group]
             texts = [b"" for _ in group]
             states = [language.start() if language else None for _ in group]
@@ -295,20 +322,7 @@ class Engine:
                         tok = int(np.argmax(row))
                         tok = None if self.is_eog(tok) else tok
                     else:
-                        # a left sequence's pick reaches past the bytes the language forces, into
-                        # the branch: a token that only spells them would cost a decode call, say
-                        # nothing; where they complete a label, spelling them is a choice (to stop)
-                        def past_forced() -> int:
-                            forced = language.forced(states[j])
-                            return len(forced) + (not language.is_end(language.advance(states[j], forced)))
-
-                        pick = lambda reach: constrained_pick(row, states[j], language, self.piece, self.is_eog,
-                                                              self.tokens_starting_with, reach)
-                        picked = pick(0 if faithful[j] else past_forced())
-                        if faithful[j] and picked is not None and picked[0] != int(np.argmax(row)):
-                            faithful[j] = False  # the model's own choice leaves the language here
-                            picked = pick(past_forced())
-                        tok, states[j] = picked if picked else (None, states[j])
+                        tok, states[j], faithful[j] = self._constrained_pick(row, states[j], language, faithful[j])
                     if tok is None:
                         continue
                     rows = [tok]

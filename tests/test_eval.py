@@ -234,10 +234,10 @@ def test_a_left_answer_is_completed_in_few_decode_calls(q8_model, data_dir):
         assert task.language.is_complete(g.text.encode())
         assert len(task.parse(g.text)) == 14
     times = engine.times
-    assert times.prompt_calls >= len(prompts)  # the prefix, then each suffix in a call of its own
+    assert times.prompt.calls >= len(prompts)  # the prefix, then each suffix in a call of its own
     # about a call per label's value (14 branches) for ~60 tokens each
-    assert times.answer_calls <= 14 + 2 < min(g.n_tokens for g in gens) / 3
-    assert times.answer_rows == sum(g.n_tokens for g in gens) - len(gens)  # the last token needs no call
+    assert times.answer.calls <= 14 + 2 < min(g.n_tokens for g in gens) / 3
+    assert times.answer.rows == sum(g.n_tokens for g in gens) - len(gens)  # the last token needs no call
     engine.close()
 
 
@@ -269,20 +269,20 @@ def test_a_faithful_sequence_keeps_one_row_calls_beside_a_left_one(q8_model):
             prompts.append(prompt)  # its first token already leaves a language made of ``text``
     a, b = len(text) // 3, 2 * len(text) // 3
     lang = OutputLanguage([[text[:a]], [text[a:b], "#" + text[a:b]], [text[b:]]])
-    calls: list[tuple[str, list[int]]] = []
+    calls: list[tuple[bool, list[int]]] = []  # (prompt?, the sequence of each row) per real call
     decode = engine._decode
-    engine._decode = lambda entries, phase="answer": calls.append((phase, [e[2] for e in entries])) or \
-        decode(entries, phase)
+    engine._decode = lambda entries, prompt=False: calls.append((prompt, [e[2] for e in entries])) or \
+        decode(entries, prompt)
     seen: dict[int, np.ndarray] = {}
     gens = engine.generate(prompts, max_tokens=40, language=lang,
                            trace=lambda i, step, row: i == 0 and seen.__setitem__(step, row.copy()))
     engine._decode = decode
     assert (gens[0].text, gens[0].n_tokens) == (text, len(own))
     assert all(lang.is_complete(g.text.encode()) for g in gens)
-    with_faithful = [seqs for phase, seqs in calls if phase == "answer" and 1 in seqs]
+    with_faithful = [seqs for prompt, seqs in calls if not prompt and 1 in seqs]
     assert len(with_faithful) == len(own) - 1  # its last token completes the language: no call
     assert all(seqs == [1] for seqs in with_faithful)  # the left sequences' rows go in calls of their own
-    assert any(phase == "answer" and 1 not in seqs and len(seqs) > len(set(seqs)) for phase, seqs in calls)
+    assert any(not prompt and 1 not in seqs and len(seqs) > len(set(seqs)) for prompt, seqs in calls)
     llm.reset()
     llm.eval(prompts[0])
     for step, tok in enumerate(own):
