@@ -27,9 +27,12 @@ test-fast: $(VENV)/.test
 install: $(VENV)/.runtime
 install-test: $(VENV)/.test
 
+# The build backends of everything installed with --no-build-isolation: scikit-build-core for
+# ours and llama-cpp-python, setuptools with bdist_wheel for sdist-only dependencies (rouge-score),
+# which a venv's bundled setuptools lacks when pip has no cached wheel of them.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip "scikit-build-core>=0.10"
+	$(BIN)/pip install -q --upgrade pip "scikit-build-core>=0.10" "setuptools>=70.1" wheel
 
 # Runtime only (no torch): what a kiosk installs. llama-cpp-python compiles llama.cpp
 # from source the first time (a few minutes on 2 cores).
