@@ -12,7 +12,6 @@ import csv
 import io
 import json
 from collections import defaultdict
-from dataclasses import asdict
 from typing import Iterable, Sequence
 
 from radlite_edge import machine as machine_mod
@@ -109,19 +108,19 @@ def from_csv(text: str) -> list[dict[str, str]]:
 
 def to_json(results: Sequence[Result]) -> str:
     machine = results[0].machine if results else machine_mod.describe()
-    return json.dumps({"machine": machine, "results": [asdict(r) for r in results]}, indent=1) + "\n"
+    return json.dumps({"machine": machine, "results": [r.to_dict() for r in results]}, indent=1) + "\n"
 
 
 def from_json(text: str) -> list[Result]:
-    return [Result(**d) for d in json.loads(text)["results"]]
+    return [Result.from_dict(d) for d in json.loads(text)["results"]]
 
 
 def to_jsonl(results: Sequence[Result]) -> str:
-    return "".join(json.dumps(asdict(r)) + "\n" for r in results)
+    return "".join(json.dumps(r.to_dict()) + "\n" for r in results)
 
 
 def from_jsonl(text: str) -> list[Result]:
-    return [Result(**json.loads(line)) for line in text.splitlines() if line.strip()]
+    return [Result.from_dict(json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
 # ------------------------------------------------------------- markdown

@@ -193,7 +193,7 @@ class _Runner:
                 "n_ubatch": self.spec.n_ubatch, "flash_attn": self.spec.flash_attn,
                 "repack": cell.repack}
         return Result.from_samples(list(samples), stat=stat, keep=True, model=mb.name, level=mb.level,
-                                   benchmark=cell.name, metric=metric, unit=unit, params={**base, **params})
+                                   model_id=mb.identity, benchmark=cell.name, metric=metric, unit=unit, params={**base, **params})
 
     def _start(self, cell: Cell, mb: roofline.ModelBytes) -> None:
         self.index += 1
@@ -234,7 +234,7 @@ class _Runner:
                                                       f"{bandwidth[t].median:.1f} GB/s"))
             self.results.append(Result.from_samples(
                 list(bandwidth[t].gbps), stat="median", keep=True, model=mb.name, level=mb.level,
-                benchmark="bandwidth", metric="read_gbps", unit="GB/s",
+                model_id=mb.identity, benchmark="bandwidth", metric="read_gbps", unit="GB/s",
                 params={"run": self.run_id, "test": "bandwidth", "file": mb.path.name, "threads": t,
                         "probe": roofline.PROBE, "array_bytes": bandwidth[t].array_bytes, "repack": repack}))
         self.depth_states = {}

@@ -20,6 +20,7 @@ from radlite_edge.results import Result, read_jsonl
 from . import formats
 
 REPORT_FORMATS = ("md", "csv", "png")
+DEFAULT_REPORT_DIR = Path("runs/report")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import gguf
 
 from radlite_edge.convert.inspect_gguf import open_complete
-from radlite_edge.levels import level_for_ftype
+from radlite_edge.identity import ModelId, identify_model
 
 from .bandwidth import BandwidthResult, measure
 
@@ -27,9 +27,8 @@ class ModelBytes:
     """What a GGUF costs in memory traffic, from its header alone."""
 
     path: Path
-    name: str  # general.name, else the file name without its level
+    identity: ModelId  # name, level, architecture, size, digest: what every record of this file carries
     arch: str
-    level: str
     n_params: int
     file_bytes: int
     weight_bytes: int  # every tensor's data
@@ -37,6 +36,14 @@ class ModelBytes:
     kv_bytes_per_token: int  # K and V of one position, all layers
     n_layer: int
     n_vocab: int
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def level(self) -> str:
+        return self.identity.level
 
     def kv_bytes(self, n_tokens: int) -> int:
         return self.kv_bytes_per_token * n_tokens
@@ -66,8 +73,6 @@ def model_bytes(path: Path) -> ModelBytes:
     n_head_kv = int(_field(reader, gguf.Keys.Attention.HEAD_COUNT_KV.format(arch=arch), n_head))
     k_len = int(_field(reader, gguf.Keys.Attention.KEY_LENGTH.format(arch=arch), n_embd // max(n_head, 1)))
     v_len = int(_field(reader, gguf.Keys.Attention.VALUE_LENGTH.format(arch=arch), n_embd // max(n_head, 1)))
-    ftype = _field(reader, gguf.Keys.General.FILE_TYPE)
-    level = level_for_ftype(int(ftype)) if ftype is not None else None
 
     by_name = {t.name: t for t in reader.tensors}
     weight_bytes = sum(int(t.n_bytes) for t in reader.tensors)
@@ -80,12 +85,8 @@ def model_bytes(path: Path) -> ModelBytes:
         row = int(embd.n_bytes) // max(n_vocab, 1)
         # Untied: the lookup reads one row. Tied: the output projection reads it all, plus the row.
         read = weight_bytes - int(embd.n_bytes) + row + (int(embd.n_bytes) if tied else 0)
-    name = str(_field(reader, gguf.Keys.General.NAME, "") or "")
-    if not name:
-        stem = path.name.removesuffix(".gguf")
-        name = stem[: -len(level.name) - 1] if level and stem.upper().endswith(level.name) else stem
     return ModelBytes(
-        path=path, name=name, arch=arch, level=level.name if level else ("?" if ftype is None else f"ftype {ftype}"),
+        path=path, identity=identify_model(path), arch=arch,
         n_params=sum(int(t.n_elements) for t in reader.tensors), file_bytes=path.stat().st_size,
         weight_bytes=weight_bytes, read_per_token=read,
         kv_bytes_per_token=n_layer * n_head_kv * (k_len + v_len) * KV_BYTES_PER_VALUE,

@@ -242,23 +242,17 @@ def first_token_s(llm, rng: np.random.Generator) -> float:
 
 class ChatPrompter:
     """Messages to prompt tokens through the chat template stored in the GGUF, as
-    llama-cpp-python's ``create_chat_completion`` builds them; the template is compiled once."""
+    llama-cpp-python's ``create_chat_completion`` builds them."""
 
     def __init__(self, llm) -> None:
-        from llama_cpp import llama_chat_format
+        from radlite_edge.tasks.prompts import ModelChatTemplate
 
-        template = llm.metadata.get("tokenizer.chat_template")
-        if template is None:
-            raise ValueError("the GGUF carries no tokenizer.chat_template")
-        text = llm._model.token_get_text
         self._llm = llm
-        self._format = llama_chat_format.Jinja2ChatFormatter(
-            template=template, eos_token=text(llm.token_eos()) if llm.token_eos() >= 0 else "",
-            bos_token=text(llm.token_bos()) if llm.token_bos() >= 0 else "")
+        self._profile = ModelChatTemplate(llm)
 
     def tokens(self, messages: list[dict]) -> list[int]:
-        result = self._format(messages=messages)
-        return self._llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        text = self._profile.render(messages)
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=not self._profile.writes_bos, special=True)
 
 
 def request_once(llm, prompter: ChatPrompter, messages: list[dict], max_tokens: int) -> tuple[float, float]:

@@ -18,6 +18,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType as QT
 
+from radlite_edge import manifest
 from radlite_edge.errors import UserError
 from radlite_edge.fileio import atomic_path, check_writable_dir
 from radlite_edge.levels import get_level
@@ -39,12 +40,15 @@ class ExportResult:
     rescaled: int  # pairs whose B carries a folded scale
     bytes: int
     seconds: float
+    skipped: bool = False
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = "f32") -> ExportResult:
+def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = EXPORT_TYPES[0],
+                force: bool = False) -> ExportResult:
+    """Write the adapter as a GGUF LoRA; an output whose manifest matches its inputs is kept unless ``force``."""
     t0 = time.perf_counter()
     out = Path(out)
     if outtype.lower() not in EXPORT_TYPES:
@@ -56,6 +60,11 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
     base = Checkpoint(Path(base_dir))
     adapter = LoraAdapter(Path(adapter_dir))
     adapter.check_against(base)
+    inputs = manifest.identify(manifest.folder_files(Path(adapter_dir)) + [Path(base_dir) / "config.json"])
+    params = {"outtype": level.name}
+    if not force and manifest.is_up_to_date(out, step="export-lora", inputs=inputs, params=params):
+        previous = manifest.load(out)["result"]
+        return ExportResult(**{**previous, "path": out, "seconds": time.perf_counter() - t0, "skipped": True})
     if adapter.replaced:
         raise UserError(f"{adapter_dir}: modules_to_save ({', '.join(sorted(adapter.replaced))}) cannot be applied by "
                         "llama.cpp as a LoRA; merge instead (radlite merge, or radlite convert --adapter)")
@@ -100,4 +109,7 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
             writer.write_tensors_to_file()
         finally:
             writer.close()
-    return ExportResult(out, len(adapter.pairs), alpha, rescaled, out.stat().st_size, time.perf_counter() - t0)
+    result = ExportResult(out, len(adapter.pairs), alpha, rescaled, out.stat().st_size, time.perf_counter() - t0)
+    manifest.write(out, step="export-lora", inputs=inputs, params=params, seconds=result.seconds,
+                   result=result.to_dict())
+    return result

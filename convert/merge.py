@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from radlite_edge import manifest
 from radlite_edge.errors import UserError
 from radlite_edge.fileio import atomic_dir
 from radlite_edge.safetensors_io import INDEX_NAME, Checkpoint, PlannedTensor, SafetensorsWriter, f32_to_bf16_bits
@@ -24,6 +25,7 @@ from radlite_edge.safetensors_io import INDEX_NAME, Checkpoint, PlannedTensor, S
 from .lora import LoraAdapter, MergedCheckpoint
 
 SLAB_ELEMENTS = 1 << 23
+MERGE_DTYPES = ("f32", "f16", "bf16")  # what a merged checkpoint can be stored as
 
 
 @dataclass
@@ -34,6 +36,7 @@ class MergeResult:
     n_replaced: int
     bytes: int
     seconds: float
+    skipped: bool = False
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "path": str(self.path)}
@@ -62,12 +65,16 @@ def merge_checkpoint(
     out_dir: Path,
     *,
     dtype: str | None = None,
+    force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> MergeResult:
-    """Write ``out_dir``; ``dtype`` (F32, F16, BF16) overrides the base's stored dtype."""
+    """Write ``out_dir``; ``dtype`` (F32, F16, BF16) overrides the base's stored dtype.
+
+    An output whose manifest matches the inputs and parameters is kept (``skipped``) unless ``force``.
+    """
     t0 = time.perf_counter()
-    if dtype is not None and dtype.upper() not in ("F32", "F16", "BF16"):
-        raise UserError(f"--dtype {dtype}: choose f32, f16 or bf16")
+    if dtype is not None and dtype.lower() not in MERGE_DTYPES:
+        raise UserError(f"--dtype {dtype}: choose {', '.join(MERGE_DTYPES)}")
     base_dir, out_dir = Path(base_dir), Path(out_dir)
     if out_dir.resolve() in (base_dir.resolve(), Path(adapter_dir).resolve()):
         raise UserError(f"output {out_dir} would overwrite an input: choose another -o")
@@ -75,6 +82,11 @@ def merge_checkpoint(
         raise UserError(f"{base_dir}: no config.json (give the base HF checkpoint folder)")
     base = Checkpoint(base_dir)
     adapter = LoraAdapter(Path(adapter_dir))
+    inputs = manifest.identify(manifest.folder_files(base_dir, Path(adapter_dir)))
+    params = {"dtype": dtype.upper() if dtype else None}
+    if not force and manifest.is_up_to_date(out_dir, step="merge", inputs=inputs, params=params):
+        previous = manifest.load(out_dir)["result"]
+        return MergeResult(**{**previous, "path": out_dir, "seconds": time.perf_counter() - t0, "skipped": True})
     merged = MergedCheckpoint(base, adapter)
     total = sum(e.nbytes for e in base.entries.values())
     done = written = 0
@@ -111,4 +123,6 @@ def merge_checkpoint(
         }, indent=2) + "\n")
     result = MergeResult(out_dir, len(base.entries), len(adapter.pairs), len(adapter.replaced),
                          sum(f.stat().st_size for f in out_dir.glob("*.safetensors")), time.perf_counter() - t0)
+    manifest.write(out_dir, step="merge", inputs=inputs, params=params, seconds=result.seconds,
+                   result=result.to_dict())
     return result

@@ -13,7 +13,6 @@ manifest matches its inputs is kept.
 from __future__ import annotations
 
 import ctypes
-import re
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from gguf import GGMLQuantizationType as QT
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
 from radlite_edge.fileio import atomic_path, check_writable_dir, sha256_file
+from radlite_edge.identity import name_from_file
 from radlite_edge.levels import Level, get_level, level_for_ftype
 from radlite_edge.llm import captured_llama_log
 
@@ -71,16 +71,8 @@ def parse_levels(spec: str | Sequence[str]) -> list[Level]:
 
 
 def model_name(source: Path) -> str:
-    """The file name without its level suffix: ``qwen2.5-3b-F16.gguf`` -> ``qwen2.5-3b``."""
-    stem = source.name.removesuffix(".gguf")
-    m = re.match(r"^(.*?)[-._]([A-Za-z0-9_]+)$", stem)
-    if m:
-        try:
-            get_level(m.group(2))
-            return m.group(1)
-        except UserError:
-            pass
-    return stem
+    """The NAME of ``NAME-LEVEL.gguf`` outputs: the input's file name less its level."""
+    return name_from_file(source)
 
 
 def output_path(outdir: Path, name: str, level: Level) -> Path:

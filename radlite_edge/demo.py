@@ -60,6 +60,7 @@ def run_demo(outdir: Path, *, n_threads: int, console: Console) -> int:
 
 def _demo_eval(outdir: Path, *, n_threads: int, console: Console) -> None:
     """The 9 RadLite tasks on a few synthetic samples, both tiny models at Q8_0."""
+    from .cli.render import eval_table
     from .evaluation import EvalSettings, evaluate
     from .tasks.synthetic import make_suite
 
@@ -67,11 +68,5 @@ def _demo_eval(outdir: Path, *, n_threads: int, console: Console) -> None:
     summaries = [evaluate(outdir / f"{name}-Q8_0.gguf", samples, outdir / "eval", settings=EvalSettings(n=3),
                           n_threads=n_threads, n_parallel=3, n_ctx=1024)
                  for name in ("tiny-qwen2", "tiny-qwen3")]
-    table = Table(title="the 9 RadLite tasks, 3 synthetic samples each (random weights: scores near chance)")
-    table.add_column("task")
-    table.add_column("metric")
-    for s in summaries:
-        table.add_column(s["model"], justify="right")
-    for task, entry in summaries[0]["tasks"].items():
-        table.add_row(task, entry["metric"], *(f"{s['tasks'][task]['value']:.2f}" for s in summaries))
-    console.print(table)
+    console.print(eval_table(summaries, digits=2, interval=False,
+                             title="the 9 RadLite tasks, 3 synthetic samples each (random weights: scores near chance)"))

@@ -51,6 +51,7 @@ MAX_STEP_ROWS = 7  # sequences per decode step that still take llama.cpp's few-r
 # defaults of the engine, of ``radlite eval`` and of bench/eval_speed.py.
 DEFAULT_PARALLEL = MAX_STEP_ROWS
 DEFAULT_REPACK = False
+DEFAULT_CTX = 4096
 
 
 def check_parallel(n_parallel: int) -> None:
@@ -96,7 +97,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Engine:
-    def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
+    def __init__(self, model_path: Path, *, n_ctx: int = DEFAULT_CTX, n_threads: int | None = None,
                  n_parallel: int = DEFAULT_PARALLEL, n_batch: int = 512, repack: bool = DEFAULT_REPACK):
         check_parallel(n_parallel)
         self.model_path = Path(model_path)

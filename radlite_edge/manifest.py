@@ -24,6 +24,18 @@ def manifest_path(output: Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
+def output_bytes(output: Path) -> int:
+    """A file's size, or the summed size of the files of an output folder (a checkpoint)."""
+    if output.is_dir():
+        return sum(p.stat().st_size for p in sorted(output.rglob("*")) if p.is_file())
+    return output.stat().st_size
+
+
+def folder_files(*folders: Path) -> list[Path]:
+    """The files directly in these folders: the inputs of a step that reads checkpoints or adapters."""
+    return [p for d in folders for p in sorted(Path(d).iterdir()) if p.is_file()]
+
+
 def identify(paths: Iterable[Path]) -> list[dict[str, object]]:
     out = []
     for p in sorted(Path(x) for x in paths):
@@ -56,16 +68,16 @@ def load(output: Path) -> dict | None:
 
 def is_up_to_date(output: Path, *, step: str, inputs: list[dict], params: dict) -> bool:
     m = load(output)
-    if m is None or not output.is_file():
+    if m is None or not output.exists():
         return False
     return (m.get("step") == step and m.get("inputs") == inputs and m.get("params") == params
-            and m.get("output", {}).get("bytes") == output.stat().st_size)
+            and m.get("output", {}).get("bytes") == output_bytes(output))
 
 
 def write(output: Path, *, step: str, inputs: list[dict], params: dict, seconds: float, result: dict) -> None:
     record = {
         "step": step, "inputs": inputs, "params": params, "tools": _tools(),
-        "output": {"file": output.name, "bytes": output.stat().st_size}, "seconds": round(seconds, 3),
+        "output": {"file": output.name, "bytes": output_bytes(output)}, "seconds": round(seconds, 3),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "result": result,
     }
     path = manifest_path(output)

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from . import machine
+from .identity import ModelId
+
+DEFAULT_RESULTS = Path("results/bench.jsonl")  # where bench and fidelity append, and report reads
 
 
 @dataclass
@@ -27,6 +30,17 @@ class Result:
     time: float = field(default_factory=time.time)
     stat: str = "median"  # what ``value`` is of the n figures: "median" or "mean"
     samples: list[float] | None = None  # the raw figures, where a benchmark keeps them (llama-bench does)
+    model_id: ModelId | None = None  # the measured file (identity.py): records of one file join on its digest
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Result":
+        """A record as written by ``to_dict``; records written before ``model_id`` existed read as None."""
+        if data.get("model_id") is not None:
+            data = {**data, "model_id": ModelId.from_dict(data["model_id"])}
+        return cls(**data)
 
     @classmethod
     def from_samples(cls, samples: Sequence[float], *, stat: str = "median", keep: bool = False,
@@ -44,9 +58,9 @@ def append_jsonl(path: Path, results: Sequence[Result]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         for r in results:
-            f.write(json.dumps(asdict(r)) + "\n")
+            f.write(json.dumps(r.to_dict()) + "\n")
 
 
 def read_jsonl(path: Path) -> list[Result]:
     with open(path) as f:
-        return [Result(**json.loads(line)) for line in f if line.strip()]
+        return [Result.from_dict(json.loads(line)) for line in f if line.strip()]

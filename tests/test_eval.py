@@ -69,9 +69,9 @@ def test_runner_records_summaries_and_few_shot_never_leaks(q8_model, data_dir, t
     samples = read_dir(data_dir)
     summary = evaluate(q8_model, samples, tmp_path, tasks="n_staging,radiology_nli,impression_generation",
                        settings=EvalSettings(few_shot=2, n=5), n_parallel=3)
-    assert set(summary["tasks"]) == {"n_staging", "radiology_nli", "impression_generation"}
-    for entry in summary["tasks"].values():
-        assert entry["n"] == 5 and entry["ci95"][0] <= entry["value"] <= entry["ci95"][1]
+    assert set(summary.tasks) == {"n_staging", "radiology_nli", "impression_generation"}
+    for entry in summary.tasks.values():
+        assert entry.n == 5 and entry.ci95[0] <= entry.value <= entry.ci95[1]
     recs = [json.loads(line) for line in (tmp_path / f"{q8_model.stem}.samples.jsonl").read_text().splitlines()]
     evaluated = {r["id"] for r in recs}
     train_ids = {s.id for s in samples if s.split == "train"}
@@ -80,7 +80,7 @@ def test_runner_records_summaries_and_few_shot_never_leaks(q8_model, data_dir, t
         assert not set(r["few_shot_ids"]) & evaluated and set(r["few_shot_ids"]) <= train_ids
         assert r["settings"]["few_shot"] == 2 and r["tokens"] >= 1 and r["seconds"] > 0
     results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert {r["benchmark"] for r in results} == set(summary["tasks"]) and all(r["stat"] == "mean" for r in results)
+    assert {r["benchmark"] for r in results} == set(summary.tasks) and all(r["stat"] == "mean" for r in results)
 
 
 def test_resume_after_a_kill(q8_model, data_dir, tmp_path):

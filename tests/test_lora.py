@@ -22,8 +22,11 @@ from radlite_edge.convert.lora_gguf import export_lora  # noqa: E402
 from radlite_edge.convert.merge import merge_checkpoint  # noqa: E402
 from radlite_edge.llm import load, logits_for  # noqa: E402
 from radlite_edge.safetensors_io import Checkpoint  # noqa: E402
-from radlite_edge.synth.adapters import PAPER_TARGETS, write_adapter  # noqa: E402
+from radlite_edge.lora_recipe import RADLITE_LORA  # noqa: E402
+from radlite_edge.synth.adapters import write_adapter  # noqa: E402
 from radlite_edge.synth.models import SPECS, vocab_size_of  # noqa: E402
+
+PAPER_TARGETS = list(RADLITE_LORA.target_modules)
 
 PROMPT_IDS = [5, 17, 200, 33, 412, 7, 99, 845, 301, 12, 66, 700]
 

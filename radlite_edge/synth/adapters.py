@@ -1,6 +1,6 @@
 """Synthetic peft LoRA adapters of the paper's shape, for tests and benchmarks.
 
-RadLite trains r=64, alpha=128, dropout 0.05 on all 7 projections. peft starts B at zero;
+Their shape is the paper's recipe (``RADLITE_LORA``) unless told otherwise. peft starts B at zero;
 here both A and B are random (seeded per tensor) so that a merge visibly changes every
 targeted weight. Files are what peft's ``save_pretrained`` writes: adapter_config.json
 and adapter_model.safetensors with float32 ``base_model.model.<module>.lora_{A,B}.weight``.
@@ -16,15 +16,15 @@ from typing import Callable
 import numpy as np
 
 from ..fileio import atomic_dir
+from ..lora_recipe import RADLITE_LORA
 from ..safetensors_io import PlannedTensor, SafetensorsWriter
 from .models import ModelSpec, tensor_plan
 
-PAPER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _SLAB = 1 << 22
 
 
 def adapter_plan(spec: ModelSpec, vocab_size: int, *, rank: int,
-                 targets: tuple[str, ...] = PAPER_TARGETS) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+                 targets: tuple[str, ...] = RADLITE_LORA.target_modules) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
     """(module, A shape, B shape) for every targeted linear of ``spec``."""
     out = []
     for name, shape, _ in tensor_plan(spec, vocab_size):
@@ -34,13 +34,18 @@ def adapter_plan(spec: ModelSpec, vocab_size: int, *, rank: int,
     return out
 
 
+def adapter_bytes(spec: ModelSpec, vocab_size: int, *, rank: int) -> int:
+    """Bytes of the float32 A and B matrices of an adapter of this rank."""
+    return sum(4 * (a[0] * a[1] + b[0] * b[1]) for _, a, b in adapter_plan(spec, vocab_size, rank=rank))
+
+
 def write_adapter(
     spec: ModelSpec,
     vocab_size: int,
     out_dir: Path,
     *,
-    rank: int = 64,
-    alpha: float = 128.0,
+    rank: int = RADLITE_LORA.r,
+    alpha: float = RADLITE_LORA.alpha,
     use_rslora: bool = False,
     seed: int = 0,
     base_name: str | None = None,
@@ -54,8 +59,8 @@ def write_adapter(
     tensors.sort(key=lambda t: t.name)  # peft's files list tensors by name
     config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_name or spec.name,
-        "r": rank, "lora_alpha": alpha, "lora_dropout": 0.05, "use_rslora": use_rslora,
-        "target_modules": list(PAPER_TARGETS), "fan_in_fan_out": False, "bias": "none", "use_dora": False,
+        "r": rank, "lora_alpha": alpha, "lora_dropout": RADLITE_LORA.dropout, "use_rslora": use_rslora,
+        "target_modules": list(RADLITE_LORA.target_modules), "fan_in_fan_out": False, "bias": "none", "use_dora": False,
         "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {}, "inference_mode": True,
         "init_lora_weights": True, "layers_to_transform": None, "layers_pattern": None,
     }

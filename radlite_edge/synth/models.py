@@ -8,6 +8,7 @@ Qwen3-4B shapes (6-8 GB of bf16) never need more than a few hundred MB of memory
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import manifest
 from ..errors import UserError
 from ..fileio import atomic_dir
 from ..safetensors_io import PlannedTensor, SafetensorsWriter, split_into_shards, write_index
@@ -51,6 +53,9 @@ SPECS: dict[str, ModelSpec] = {
         ModelSpec("qwen3-4b", "qwen3", 2560, 36, 32, 8, 128, 9728, 151936, 40960, 1_000_000.0, True, False),
     )
 }
+
+DEFAULT_MODELS = tuple(name for name, spec in SPECS.items() if spec.tiny)  # what `radlite synth` writes unasked
+FULL_SIZE_MODELS = tuple(name for name, spec in SPECS.items() if not spec.tiny)
 
 _HF_CLASS = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 _SLAB_ELEMENTS = 1 << 24  # 16M values: 64 MB of float32 at a time
@@ -155,6 +160,7 @@ def write_checkpoint(
     ``shard_bytes`` splits model.safetensors into shards with an index, as HF does for
     large models; ``progress`` is called with the bytes written after each slab.
     """
+    t0 = time.perf_counter()
     tok = train_tokenizer(seed=seed)
     vocab_size = spec.vocab_size or _pad64(tok.get_vocab_size())
     if vocab_size < tok.get_vocab_size():
@@ -191,10 +197,14 @@ def write_checkpoint(
                             progress(bits.nbytes)
         if len(shards) > 1:
             write_index(tmp, weight_map, total)
-        (tmp / "radlite_synth.json").write_text(
-            json.dumps({"model": spec.name, "seed": seed, "shard_bytes": shard_bytes, "bytes": total}, indent=2) + "\n"
-        )
+    manifest.write(out_dir, step="synth", inputs=[], params=_synth_params(spec, seed, shard_bytes),
+                   seconds=time.perf_counter() - t0,
+                   result={"bytes": total})
     return out_dir
+
+
+def _synth_params(spec: ModelSpec, seed: int, shard_bytes: int | None) -> dict:
+    return {"model": spec.name, "seed": seed, "shard_bytes": shard_bytes}
 
 
 def vocab_size_of(spec: ModelSpec, *, seed: int = 0) -> int:
@@ -207,9 +217,5 @@ def checkpoint_bytes(spec: ModelSpec, *, seed: int = 0) -> int:
 
 
 def is_current(out_dir: Path, spec: ModelSpec, *, seed: int, shard_bytes: int | None) -> bool:
-    """True when ``out_dir`` already holds this exact synthetic checkpoint."""
-    try:
-        m = json.loads((out_dir / "radlite_synth.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    return m.get("model") == spec.name and m.get("seed") == seed and m.get("shard_bytes") == shard_bytes
+    """True when ``out_dir`` already holds this exact synthetic checkpoint (its manifest says so)."""
+    return manifest.is_up_to_date(Path(out_dir), step="synth", inputs=[], params=_synth_params(spec, seed, shard_bytes))

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# The nine RadLite tasks, in the paper's order; the registry gives each its entry.
+TASK_NAMES: tuple[str, ...] = (
+    "rads_assignment", "impression_generation", "temporal_comparison", "radiology_ner", "n_staging", "m_staging",
+    "radiology_nli", "abnormality_detection", "radiology_qa",
+)
+
 # System name as the output writes it -> categories, in the system's own notation.
 RADS_SYSTEMS: dict[str, tuple[str, ...]] = {
     "BI-RADS": ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6"),

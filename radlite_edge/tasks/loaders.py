@@ -18,7 +18,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..errors import UserError
 from .labels import CHEXPERT_LABELS, NER_TYPES, NLI_LABELS
@@ -190,37 +190,40 @@ def _generic(rows: Iterable[tuple[str, dict]], mapping: dict[str, str], split: s
     return out
 
 
+def _generic_rows(fmt: str, files: list[Path]) -> Iterable[tuple[str, dict]]:
+    for f in files:
+        if fmt == "jsonl":
+            for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if line.strip():
+                    try:
+                        yield f"{f}:{i}", json.loads(line)
+                    except json.JSONDecodeError:
+                        raise UserError(f"{f}:{i}: not a JSON line") from None
+        else:
+            with open(f, newline="", encoding="utf-8") as fh:
+                for i, row in enumerate(csv.DictReader(fh), 2):
+                    yield f"{f}:{i}", row
+
+
+def _generic_loader(fmt: str) -> Callable[..., list[Sample]]:
+    def load_generic(path: Path, split: str, mapping: Sequence[str] = ()) -> list[Sample]:
+        return _generic(_generic_rows(fmt, _files(path, (f".{fmt}",))), _parse_mapping(mapping), split, path.stem)
+    return load_generic
+
+
+# The dataset formats ``radlite data load`` reads: name -> loader(path, split[, mapping]).
+LOADERS: dict[str, Callable[..., list[Sample]]] = {
+    "radnli": load_radnli, "radgraph": load_radgraph, "mimic-cxr": load_mimic_cxr, "openi": load_openi,
+    "chexpert": load_chexpert, "jsonl": _generic_loader("jsonl"), "csv": _generic_loader("csv"),
+}
+GENERIC_FORMATS = ("jsonl", "csv")  # the formats that take a --map
+
+
 def load(fmt: str, path: Path, *, split: str = "test", mapping: Sequence[str] = ()) -> list[Sample]:
     if split not in SPLITS:
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}")
-    path = Path(path)
-    if fmt == "radnli":
-        return load_radnli(path, split)
-    if fmt == "radgraph":
-        return load_radgraph(path, split)
-    if fmt == "mimic-cxr":
-        return load_mimic_cxr(path, split)
-    if fmt == "openi":
-        return load_openi(path, split)
-    if fmt == "chexpert":
-        return load_chexpert(path, split)
-    if fmt in ("jsonl", "csv"):
-        m = _parse_mapping(mapping)
-        files = _files(path, (f".{fmt}",))
-        if fmt == "jsonl":
-            def rows():
-                for f in files:
-                    for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-                        if line.strip():
-                            try:
-                                yield f"{f}:{i}", json.loads(line)
-                            except json.JSONDecodeError:
-                                raise UserError(f"{f}:{i}: not a JSON line") from None
-        else:
-            def rows():
-                for f in files:
-                    with open(f, newline="", encoding="utf-8") as fh:
-                        for i, row in enumerate(csv.DictReader(fh), 2):
-                            yield f"{f}:{i}", row
-        return _generic(rows(), m, split, path.stem)
-    raise UserError(f"unknown dataset format {fmt!r}")
+    if fmt not in LOADERS:
+        raise UserError(f"unknown dataset format {fmt!r}: choose one of {', '.join(LOADERS)}")
+    if fmt in GENERIC_FORMATS:
+        return LOADERS[fmt](Path(path), split, mapping)
+    return LOADERS[fmt](Path(path), split)

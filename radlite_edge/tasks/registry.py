@@ -15,6 +15,7 @@ from .constraint import OutputLanguage
 from .labels import (
     CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NER_TYPES, NLI_LABELS, RADS_LABELS,
 )
+from .prompts import DEFAULT_PROFILE, PromptProfile
 from .samples import Sample
 
 SYSTEM_PROMPT = "You are an expert radiologist. Follow the instructions and provide an accurate response."
@@ -60,10 +61,10 @@ class Task:
         msgs.append({"role": "user", "content": self.user_turn(input_text)})
         return msgs
 
-    def prompt(self, input_text: str, examples: Sequence[Sample] = ()) -> str:
-        """The full ChatML text, ending where the assistant starts writing."""
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in self.messages(input_text, examples))
-        return text + "<|im_start|>assistant\n"
+    def prompt(self, input_text: str, examples: Sequence[Sample] = (), *,
+               profile: PromptProfile = DEFAULT_PROFILE) -> str:
+        """The full prompt text in ``profile``, ending where the assistant starts writing."""
+        return profile.render(self.messages(input_text, examples))
 
     def grammar(self) -> str | None:
         return self.language.gbnf() if self.language else None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import UserError
+from .labels import TASK_NAMES
 
 SPLITS = ("train", "val", "test")
 
@@ -35,8 +36,6 @@ def write_jsonl(path: Path, samples: Iterable[Sample]) -> int:
 
 def read_jsonl(path: Path) -> list[Sample]:
     """Samples from a JSONL file; a malformed line is a UserError naming file and line."""
-    from .registry import TASKS
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such data file")
@@ -50,7 +49,7 @@ def read_jsonl(path: Path) -> list[Sample]:
                 sample = Sample(**raw)
             except (json.JSONDecodeError, TypeError) as e:
                 raise UserError(f"{path}:{i}: not a sample record ({e})") from None
-            if sample.task not in TASKS:
+            if sample.task not in TASK_NAMES:
                 raise UserError(f"{path}:{i}: unknown task {sample.task!r}")
             if sample.split not in SPLITS:
                 raise UserError(f"{path}:{i}: split must be one of {', '.join(SPLITS)}, not {sample.split!r}")

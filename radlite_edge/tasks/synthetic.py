@@ -307,6 +307,9 @@ def make_task_samples(task: str, n: int, *, seed: int = 0, split: str = "test") 
     return out
 
 
+DEFAULT_N = 500  # test samples per task of `radlite data synth`
+
+
 def make_suite(n_per_task: int, *, seed: int = 0, n_train: int | None = None) -> list[Sample]:
     """``n_per_task`` test samples per task, plus a train split (few-shot pool, fine-tuning)."""
     n_train = max(16, n_per_task // 4) if n_train is None else n_train

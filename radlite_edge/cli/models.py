@@ -1,0 +1,197 @@
+"""Verbs that make and read model files: synth, convert, merge, export-lora, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from rich.table import Table
+
+from ..convert.hf_to_gguf import conversion_outtypes
+from ..convert.lora_gguf import EXPORT_TYPES
+from ..convert.merge import MERGE_DTYPES
+from ..lora_recipe import RADLITE_LORA
+from ..synth.models import DEFAULT_MODELS, SPECS
+from .render import bytes_progress, err, out, parse_size, print_json
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ..synth.models import checkpoint_bytes, get_spec, is_current, write_checkpoint
+
+    specs = [get_spec(name) for name in args.models]
+    outdir = Path(args.output)
+    if args.adapter:
+        return _synth_adapters(specs, outdir, args)
+    for spec in specs:
+        target = outdir / spec.name
+        if not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size):
+            err.print(f"{target}: up to date (seed {args.seed}), skipped")
+            continue
+        total = checkpoint_bytes(spec, seed=args.seed)
+        with bytes_progress() as bar:
+            task = bar.add_task(f"synth {spec.name}", total=total)
+            write_checkpoint(spec, target, seed=args.seed, shard_bytes=args.shard_size,
+                             progress=lambda n: bar.advance(task, n))
+        err.print(f"{target}: {spec.arch} checkpoint, {total / 1e9:.3f} GB of bf16 weights")
+    return 0
+
+
+def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> int:
+    from ..synth.adapters import adapter_bytes, write_adapter
+    from ..synth.models import vocab_size_of
+
+    for spec in specs:
+        vocab = vocab_size_of(spec, seed=args.seed)
+        target = outdir / f"{spec.name}-lora-r{args.rank}"
+        total = adapter_bytes(spec, vocab, rank=args.rank)
+        with bytes_progress() as bar:
+            task = bar.add_task(f"adapter {spec.name}", total=total)
+            write_adapter(spec, vocab, target, rank=args.rank, alpha=args.alpha, use_rslora=args.rslora,
+                          seed=args.seed, progress=lambda n: bar.advance(task, n))
+        err.print(f"{target}: LoRA r={args.rank} alpha={args.alpha:g} on the {len(RADLITE_LORA.target_modules)} "
+                  f"projections, {total / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from ..convert.hf_to_gguf import convert_checkpoint
+
+    with bytes_progress() as bar:
+        task = bar.add_task(f"convert → {args.outtype}", total=None)
+        result = convert_checkpoint(Path(args.checkpoint), Path(args.output), outtype=args.outtype,
+                                    n_threads=args.threads, name=args.name, force=args.force,
+                                    adapter=Path(args.adapter) if args.adapter else None,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    for note in result.notes:
+        err.print(f"note: {note}")
+    types = ", ".join(f"{k} {v}" for k, v in sorted(result.types.items()))
+    if result.skipped:
+        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
+    out.print(f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors ({types}), "
+              f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ..convert.merge import merge_checkpoint
+
+    with bytes_progress() as bar:
+        task = bar.add_task("merge", total=None)
+        result = merge_checkpoint(Path(args.base), Path(args.adapter), Path(args.output), dtype=args.dtype,
+                                  force=args.force,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    if result.skipped:
+        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
+    out.print(f"{result.path}: {result.n_merged} LoRA pairs merged, {result.n_replaced} modules replaced, "
+              f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
+    return 0
+
+
+def cmd_export_lora(args: argparse.Namespace) -> int:
+    from ..convert.lora_gguf import export_lora
+
+    result = export_lora(Path(args.adapter), Path(args.base), Path(args.output), outtype=args.outtype,
+                         force=args.force)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    if result.skipped:
+        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
+    folded = f", {result.rescaled} with their scale folded into B" if result.rescaled else ""
+    out.print(f"{result.path}: GGUF LoRA, {result.n_pairs} pairs (alpha {result.alpha:g}{folded}), "
+              f"{result.bytes / 1e6:.1f} MB")
+    return 0
+
+
+def tensor_types_table(summary) -> Table:
+    table = Table(title=f"{summary.path.name}: {summary.arch}")
+    for col in ("type", "tensors", "params", "MiB", "share"):
+        table.add_column(col, justify="right" if col != "type" else "left")
+    total = sum(t["bytes"] for t in summary.by_type.values()) or 1
+    for name, row in sorted(summary.by_type.items(), key=lambda kv: -kv[1]["bytes"]):
+        table.add_row(name, str(row["tensors"]), f"{row['params']:,}", f"{row['bytes'] / 2**20:.2f}",
+                      f"{100 * row['bytes'] / total:.1f}%")
+    return table
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..convert.inspect_gguf import summarize
+
+    summary = summarize(Path(args.file))
+    if args.json:
+        print_json(summary.to_dict())
+        return 0
+    md = summary.metadata
+    out.print(f"[bold]{summary.path}[/bold]")
+    out.print(f"architecture {summary.arch} · name {md.get('general.name')} · size label {md.get('general.size_label')}"
+              f" · file type {md.get('general.file_type')}")
+    out.print(f"{summary.n_tensors} tensors · {summary.n_params:,} parameters · {summary.file_bytes / 2**30:.3f} GiB"
+              f" · {summary.bits_per_weight:.2f} bits/weight")
+    meta = Table(title="metadata", show_header=False)
+    for key in sorted(md):
+        value = md[key]
+        if key == "tokenizer.chat_template":
+            value = f"<{len(str(value))} characters>"
+        meta.add_row(key, str(value))
+    out.print(meta)
+    out.print(tensor_types_table(summary))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("synth", help="write the embedded default models (tiny, or full-size random weights)")
+    s.add_argument("models", nargs="*", default=list(DEFAULT_MODELS), metavar="MODEL",
+                   help=f"one or more of {', '.join(SPECS)} (default: {' and '.join(DEFAULT_MODELS)})")
+    s.add_argument("-o", "--output", default="models", help="directory to write MODEL/ folders into (default: models)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--shard-size", type=parse_size, default=None, help="split weights into shards of this size (4G)")
+    s.add_argument("--force", action="store_true", help="rewrite even if an identical checkpoint is there")
+    s.add_argument("--adapter", action="store_true",
+                   help="write a random peft LoRA adapter for each MODEL instead (to DIR/MODEL-lora-rR)")
+    s.add_argument("--rank", type=int, default=RADLITE_LORA.r,
+                   help=f"adapter rank (default {RADLITE_LORA.r}, as RadLite)")
+    s.add_argument("--alpha", type=float, default=RADLITE_LORA.alpha,
+                   help=f"adapter lora_alpha (default {RADLITE_LORA.alpha:g}, as RadLite)")
+    s.add_argument("--rslora", action="store_true", help="mark the adapter use_rslora (scale alpha/sqrt(r))")
+    s.set_defaults(func=cmd_synth)
+
+    c = sub.add_parser("convert", help="convert an HF safetensors checkpoint to GGUF")
+    c.add_argument("checkpoint", help="HF checkpoint directory (config.json, tokenizer.json, *.safetensors)")
+    c.add_argument("-o", "--output", required=True, help="output FILE.gguf")
+    c.add_argument("--outtype", default="f16", choices=conversion_outtypes(), type=str.lower)
+    c.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
+    c.add_argument("--name", help="general.name in the GGUF (default: the checkpoint folder's name)")
+    c.add_argument("--adapter", help="peft LoRA adapter folder to merge while converting (no merged copy on disk)")
+    c.add_argument("--force", action="store_true", help="convert even if the output is up to date")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=cmd_convert)
+
+    m = sub.add_parser("merge", help="merge a peft LoRA adapter into its base checkpoint (no torch needed)")
+    m.add_argument("--base", required=True, help="base HF checkpoint directory")
+    m.add_argument("--adapter", required=True, help="peft adapter directory (adapter_config.json + safetensors)")
+    m.add_argument("-o", "--output", required=True, help="merged checkpoint directory to write")
+    m.add_argument("--dtype", choices=MERGE_DTYPES, type=str.lower, help="stored dtype (default: the base's)")
+    m.add_argument("--force", action="store_true", help="merge even if the output is up to date")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_merge)
+
+    x = sub.add_parser("export-lora", help="write a peft LoRA adapter as a GGUF LoRA for llama.cpp")
+    x.add_argument("adapter", help="peft adapter directory")
+    x.add_argument("--base", required=True, help="the base HF checkpoint it was trained on")
+    x.add_argument("-o", "--output", required=True, help="output adapter.gguf")
+    x.add_argument("--outtype", default=EXPORT_TYPES[0], choices=EXPORT_TYPES, type=str.lower)
+    x.add_argument("--force", action="store_true", help="export even if the output is up to date")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=cmd_export_lora)
+
+    i = sub.add_parser("inspect", help="show a GGUF file's architecture, metadata and tensor types")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)

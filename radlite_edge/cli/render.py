@@ -1,0 +1,102 @@
+"""What every verb shows on the terminal: the two consoles, progress bars, tables.
+
+Progress goes to stderr and only when it is a terminal; results go to stdout, so a pipe
+gets the table or the JSON and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Callable, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+# a pipe gets rich's default 80 columns, which would cut the figures short
+_PIPE_WIDTH = 160
+
+
+def bytes_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    )
+
+
+def count_progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=False, disable=not err.is_terminal)
+
+
+def rate_progress() -> Progress:
+    """A count with its rate (samples/s), as the evaluation runner shows it."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:.2f} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, disable=not err.is_terminal)
+
+
+def rate_callback(bar: Progress, task) -> Callable[[int, int], None]:
+    """progress(done, total) that also shows the rate since the first call (a resumed run
+    starts with its finished samples, which took no time now)."""
+    start: list[float | int] = []
+
+    def progress(done: int, total: int) -> None:
+        if not start:
+            start.extend((time.perf_counter(), done))
+        elapsed = time.perf_counter() - start[0]
+        bar.update(task, completed=done, total=total, rate=(done - start[1]) / elapsed if elapsed else 0.0)
+
+    return progress
+
+
+def print_table(table: Table, console: Console | None = None) -> None:
+    console = console or out
+    (console if console.is_terminal else Console(soft_wrap=True, width=_PIPE_WIDTH, file=console.file)).print(table)
+
+
+def print_json(data: object) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def plain(console: Console, text: str) -> None:
+    """A line printed as it is (file names hold brackets rich would read as markup)."""
+    console.print(text, markup=False, highlight=False)
+
+
+def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bool = True) -> Table:
+    """Task × model table of the primary metric, one column per evaluated model."""
+    table = Table(title=title)
+    table.add_column("task")
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(s.model, justify="right")
+    for task_name, first in summaries[0].tasks.items():
+        cells = []
+        for s in summaries:
+            e = s.tasks[task_name]
+            cell = f"{e.value:.{digits}f}"
+            if interval:
+                cell += f" [{e.ci95[0]:.2f}, {e.ci95[1]:.2f}] n={e.n}"
+            cells.append(cell)
+        table.add_row(task_name, first.metric, *cells)
+    return table
+
+
+def parse_size(text: str) -> int:
+    """4G, 512M, 1.5GiB, 1000 -> bytes (an argparse type)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        return int(float(t[: len(t) - len(unit)]) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4G, 512M)") from None

@@ -1,0 +1,106 @@
+"""Verbs of the nine radiology tasks: data (synthetic suite, public datasets) and eval."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import engine
+from ..eval_records import EvalMode
+from ..tasks.loaders import GENERIC_FORMATS, LOADERS
+from ..tasks.samples import SPLITS
+from ..tasks.synthetic import DEFAULT_N
+from .render import err, eval_table, out, plain, print_json, rate_callback, rate_progress
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from ..tasks import loaders
+    from ..tasks.samples import write_jsonl
+    from ..tasks.synthetic import make_suite
+
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+    if args.data_verb == "synth":
+        samples = make_suite(args.n, seed=args.seed)
+        name = "synthetic"
+    else:
+        samples = loaders.load(args.format, Path(args.file), split=args.split, mapping=args.map)
+        name = f"{args.format}-{Path(args.file).stem}"
+    by_split: dict[str, list] = {}
+    for s in samples:
+        by_split.setdefault(s.split, []).append(s)
+    for split, items in sorted(by_split.items()):
+        path = outdir / f"{name}.{split}.jsonl"
+        write_jsonl(path, items)
+        err.print(f"{path}: {len(items)} samples")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..eval_records import EvalSettings
+    from ..evaluation import evaluate
+    from ..tasks.samples import read_dir
+
+    samples = read_dir(Path(args.data))
+    settings = EvalSettings(mode=EvalMode(args.mode), grammar=args.grammar, few_shot=args.few_shot, n=args.n,
+                            seed=args.seed)
+    summaries = []
+    for model in args.models:
+        if not Path(model).is_file():
+            raise UserError(f"{model}: no such model file")
+        with rate_progress() as bar:
+            task = bar.add_task(f"eval {Path(model).name}", total=None, rate=0.0)
+            summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,
+                                      n_threads=args.threads, n_parallel=args.parallel, n_ctx=args.ctx_size,
+                                      repack=bool(args.repack), progress=rate_callback(bar, task)))
+    if args.json:
+        print_json([s.to_dict() for s in summaries])
+        return 0
+    out.print(eval_table(summaries, title=f"RadLite tasks ({settings.mode.value}, grammar "
+                                          f"{'on' if settings.grammar else 'off'}, {settings.few_shot}-shot)"))
+    plain(out, f"per-sample records and summaries in {args.output}/")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    dt = sub.add_parser("data", help="task data: the synthetic suite, or public datasets in their own formats")
+    dsub = dt.add_subparsers(dest="data_verb", required=True, metavar="VERB", parser_class=type(dt))
+    ds = dsub.add_parser("synth", help="write the deterministic synthetic suite of the 9 tasks")
+    ds.add_argument("--n", type=int, default=DEFAULT_N, help="test samples per task (train: n/4, at least 16)")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("-o", "--output", required=True, help="directory for the JSONL files")
+    ds.set_defaults(func=cmd_data)
+    dl = dsub.add_parser("load", help="convert a public dataset file to task samples")
+    dl.add_argument("format", choices=list(LOADERS))
+    dl.add_argument("file")
+    dl.add_argument("--split", default="test", choices=SPLITS)
+    dl.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                    help=f"generic {'/'.join(GENERIC_FORMATS)}: task=NAME, input=COL, reference=COL, id=COL "
+                         "(repeatable)")
+    dl.add_argument("-o", "--output", required=True)
+    dl.set_defaults(func=cmd_data)
+
+    ev = sub.add_parser("eval", help="evaluate GGUF models on the 9 tasks (resumable, per-sample records)")
+    ev.add_argument("models", nargs="+", metavar="MODEL.gguf")
+    ev.add_argument("--tasks", default="all", help="comma-separated task names, or all")
+    ev.add_argument("--n", type=int, default=None, help="samples per task (default: all test samples)")
+    ev.add_argument("--few-shot", type=int, default=0, metavar="K", help="K examples from the train split")
+    ev.add_argument("--data", required=True, help="directory of sample JSONL files (radlite data synth -o DIR)")
+    ev.add_argument("-o", "--output", default="results", help="directory for records and summaries")
+    ev.add_argument("--mode", choices=[m.value for m in EvalMode], default=EvalMode.FAST.value,
+                    help="; ".join(f"{m.value}: {m.help}" for m in EvalMode))
+    ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
+                    help="constrain label tasks to their label set (default on)")
+    ev.add_argument("-t", "--threads", type=int, default=None)
+    ev.add_argument("--parallel", type=int, default=engine.DEFAULT_PARALLEL,
+                    help=f"sequences decoded together in fast mode, 1 to {engine.MAX_STEP_ROWS} "
+                         f"(default {engine.DEFAULT_PARALLEL})")
+    ev.add_argument("--repack", type=int, choices=[0, 1], default=int(engine.DEFAULT_REPACK),
+                    help="llama.cpp's CPU weight repacking (default 0: the fast path then equals the naive path "
+                         "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
+    ev.add_argument("-c", "--ctx-size", type=int, default=engine.DEFAULT_CTX,
+                    help=f"context size (default {engine.DEFAULT_CTX})")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
