@@ -61,10 +61,10 @@ def apply(state: DashboardState, event: Event) -> None:
     elif event.kind == "done":
         state.results += event.results
         for r in event.results:
-            if r.params.get("roofline_fraction") is not None:
-                state.roofline = float(r.params["roofline_fraction"])  # type: ignore[arg-type]
-            if r.params.get("other_cpu_share") is not None:
-                state.other_cpu = float(r.params["other_cpu_share"])  # type: ignore[arg-type]
+            if r.params.roofline_fraction is not None:
+                state.roofline = r.params.roofline_fraction
+            if r.params.other_cpu_share is not None:
+                state.other_cpu = r.params.other_cpu_share
     del state.notes[:-4]
 
 

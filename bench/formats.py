@@ -15,10 +15,9 @@ from collections import defaultdict
 from typing import Iterable, Sequence
 
 from radlite_edge import machine as machine_mod
-from radlite_edge.results import Result
+from radlite_edge.results import BenchParams, Result
 
 FORMATS = ("md", "csv", "json", "jsonl")
-THROUGHPUT_TESTS = ("bandwidth", "load", "memory", "pp", "tg", "request")
 MEMORY_BOUND = 0.6  # at or above this share of its roofline a decode is limited by memory, not the cores
 
 COLUMNS = (
@@ -36,19 +35,19 @@ _LABELS = {
 
 def throughput_records(results: Iterable[Result]) -> list[Result]:
     """The records ``radlite bench`` writes (a results file holds other benchmarks too)."""
-    return [r for r in results if r.params.get("test") in THROUGHPUT_TESTS and "run" in r.params]
+    return [r for r in results if isinstance(r.params, BenchParams)]
 
 
 def level_of(r: Result) -> str | None:
     """The level as tables show it: a run without llama.cpp's weight repacking is a series of its own."""
-    if r.params.get("repack") is False:
+    if isinstance(r.params, BenchParams) and r.params.repack is False:
         return f"{r.level} (no repack)"
     return r.level
 
 
 def _key(r: Result) -> tuple:
     p = r.params
-    return (r.model, level_of(r), r.benchmark, r.metric, p.get("n_prompt"), p.get("n_gen"), p.get("n_depth"))
+    return (r.model, level_of(r), r.benchmark, r.metric, p.n_prompt, p.n_gen, p.n_depth)
 
 
 def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
@@ -59,10 +58,10 @@ def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
             series[_key(r)].append(r)
     out = {}
     for rows in series.values():
-        base = min(rows, key=lambda r: r.params["threads"])
+        base = min(rows, key=lambda r: r.params.threads)
         for r in rows:
             speedup = r.value / base.value if base.value else float("nan")
-            out[id(r)] = (speedup, speedup / (r.params["threads"] / base.params["threads"]))
+            out[id(r)] = (speedup, speedup / (r.params.threads / base.params.threads))
     return out
 
 
@@ -73,16 +72,16 @@ def rows(results: Sequence[Result]) -> list[dict[str, object]]:
     for r in results:
         p = r.params
         speedup, efficiency = scaling.get(id(r), (None, None))
-        kv = p.get("kv_bytes")
+        kv = p.kv_bytes
         out.append({
             "model": r.model, "level": level_of(r),
-            "file_gib": p["file_bytes"] / 2**30 if p.get("file_bytes") else None,
-            "test": r.benchmark, "metric": r.metric, "threads": p.get("threads"), "n_prompt": p.get("n_prompt"),
-            "n_gen": p.get("n_gen"), "n_depth": p.get("n_depth"), "n": r.n, "stat": r.stat, "value": r.value,
+            "file_gib": p.file_bytes / 2**30 if p.file_bytes else None,
+            "test": r.benchmark, "metric": r.metric, "threads": p.threads, "n_prompt": p.n_prompt,
+            "n_gen": p.n_gen, "n_depth": p.n_depth, "n": r.n, "stat": r.stat, "value": r.value,
             "stdev": r.spread, "unit": r.unit, "samples": ";".join(f"{x:.6g}" for x in (r.samples or [])),
-            "kv_mib": kv / 2**20 if kv is not None else None, "bandwidth_gbps": p.get("bandwidth_gbps"),
-            "ceiling_tok_s": p.get("ceiling_tok_s"), "roofline": p.get("roofline_fraction"),
-            "speedup": speedup, "efficiency": efficiency, "other_cpu": p.get("other_cpu_share"),
+            "kv_mib": kv / 2**20 if kv is not None else None, "bandwidth_gbps": p.bandwidth_gbps,
+            "ceiling_tok_s": p.ceiling_tok_s, "roofline": p.roofline_fraction,
+            "speedup": speedup, "efficiency": efficiency, "other_cpu": p.other_cpu_share,
         })
     return out
 
@@ -185,15 +184,15 @@ def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[St
             series[_key(r)].append(r)
     out = []
     for key, rs in series.items():
-        rs = sorted(rs, key=lambda r: r.params["threads"])
+        rs = sorted(rs, key=lambda r: r.params.threads)
         steps = []
         for prev, r in zip([None] + rs[:-1], rs):
             if prev is None:
-                steps.append((r.params["threads"], r.value, None, None))
+                steps.append((r.params.threads, r.value, None, None))
             else:
                 s = r.value / prev.value if prev.value else float("nan")
-                steps.append((r.params["threads"], r.value, s, s / (r.params["threads"] / prev.params["threads"])))
-        best = max(rs, key=lambda r: r.value).params["threads"]
+                steps.append((r.params.threads, r.value, s, s / (r.params.threads / prev.params.threads)))
+        best = max(rs, key=lambda r: r.value).params.threads
         out.append((key[0], key[1], key[2], steps, best))
     return out
 
@@ -239,7 +238,7 @@ def to_markdown(results: Sequence[Result], *, title: str = "radlite bench") -> s
             frac = float(row["roofline"])  # type: ignore[arg-type]
             bound = "memory" if frac >= MEMORY_BOUND else "cores"
             body.append((str(row["model"]), str(row["level"]), str(row["test"]), str(row["threads"]),
-                         _num(r.params["bytes_per_token"] / 1e9, 3), _num(row["bandwidth_gbps"]),
+                         _num(r.params.bytes_per_token / 1e9, 3), _num(row["bandwidth_gbps"]),
                          _num(row["ceiling_tok_s"]), _num(row["value"]), f"{100 * frac:.0f}%", bound))
         lines += _table(("model", "level", "test", "threads", "GB/token", "GB/s", "ceiling tok/s", "tok/s",
                          "of ceiling", "limit"), body)

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from radlite_edge.errors import UserError
-from radlite_edge.results import Result
+from radlite_edge.results import BenchParams, Result, TestKind
 
 from . import roofline
 from . import throughput as tp
@@ -58,7 +58,7 @@ class GridSpec:
 @dataclass(frozen=True)
 class Cell:
     model: Path
-    test: str  # "load", "memory", "pp", "tg", "request"
+    test: TestKind
     threads: int
     n_prompt: int = 0
     n_gen: int = 0
@@ -69,10 +69,10 @@ class Cell:
     @property
     def name(self) -> str:
         """llama-bench's test names (pp512, tg128 @ d1024), and ours for the rest."""
-        if self.test in ("pp", "tg"):
-            base = f"pp{self.n_prompt}" if self.test == "pp" else f"tg{self.n_gen}"
+        if self.test in (TestKind.PP, TestKind.TG):
+            base = f"pp{self.n_prompt}" if self.test is TestKind.PP else f"tg{self.n_gen}"
             return f"{base}@d{self.depth}" if self.depth else base
-        if self.test == "request":
+        if self.test is TestKind.REQUEST:
             return f"request:{self.task}"
         return self.test
 
@@ -144,14 +144,14 @@ def plan_cells(spec: GridSpec) -> list[Cell]:
     for model in spec.models:
         for rp in spec.repack:
             if spec.load:
-                cells.append(Cell(model, "load", top, repack=rp))
+                cells.append(Cell(model, TestKind.LOAD, top, repack=rp))
             if spec.rss:
-                cells.append(Cell(model, "memory", top, repack=rp))
+                cells.append(Cell(model, TestKind.MEMORY, top, repack=rp))
             for t in spec.threads:
                 for d in spec.depth:
-                    cells += [Cell(model, "pp", t, n_prompt=p, depth=d, repack=rp) for p in spec.n_prompt if p > 0]
-                    cells += [Cell(model, "tg", t, n_gen=n, depth=d, repack=rp) for n in spec.n_gen if n > 0]
-                cells += [Cell(model, "request", t, task=r.task, repack=rp) for r in spec.requests]
+                    cells += [Cell(model, TestKind.PP, t, n_prompt=p, depth=d, repack=rp) for p in spec.n_prompt if p > 0]
+                    cells += [Cell(model, TestKind.TG, t, n_gen=n, depth=d, repack=rp) for n in spec.n_gen if n > 0]
+                cells += [Cell(model, TestKind.REQUEST, t, task=r.task, repack=rp) for r in spec.requests]
     return cells
 
 
@@ -187,13 +187,12 @@ class _Runner:
 
     def _record(self, mb: roofline.ModelBytes, cell: Cell, metric: str, samples: Sequence[float], unit: str,
                 *, stat: str = "mean", **params) -> Result:
-        base = {"run": self.run_id, "file": mb.path.name, "file_bytes": mb.file_bytes, "n_params": mb.n_params,
-                "arch": mb.arch, "test": cell.test, "threads": cell.threads, "n_prompt": cell.n_prompt,
-                "n_gen": cell.n_gen, "n_depth": cell.depth, "n_batch": self.spec.n_batch,
-                "n_ubatch": self.spec.n_ubatch, "flash_attn": self.spec.flash_attn,
-                "repack": cell.repack}
+        how = BenchParams(run=self.run_id, test=cell.test, file=mb.path.name, threads=cell.threads,
+                          repack=cell.repack, file_bytes=mb.file_bytes, n_params=mb.n_params, arch=mb.arch,
+                          n_prompt=cell.n_prompt, n_gen=cell.n_gen, n_depth=cell.depth, n_batch=self.spec.n_batch,
+                          n_ubatch=self.spec.n_ubatch, flash_attn=self.spec.flash_attn, **params)
         return Result.from_samples(list(samples), stat=stat, keep=True, model=mb.name, level=mb.level,
-                                   model_id=mb.identity, benchmark=cell.name, metric=metric, unit=unit, params={**base, **params})
+                                   model_id=mb.identity, benchmark=cell.name, metric=metric, unit=unit, params=how)
 
     def _start(self, cell: Cell, mb: roofline.ModelBytes) -> None:
         self.index += 1
@@ -235,23 +234,23 @@ class _Runner:
             self.results.append(Result.from_samples(
                 list(bandwidth[t].gbps), stat="median", keep=True, model=mb.name, level=mb.level,
                 model_id=mb.identity, benchmark="bandwidth", metric="read_gbps", unit="GB/s",
-                params={"run": self.run_id, "test": "bandwidth", "file": mb.path.name, "threads": t,
-                        "probe": roofline.PROBE, "array_bytes": bandwidth[t].array_bytes, "repack": repack}))
+                params=BenchParams(run=self.run_id, test=TestKind.BANDWIDTH, file=mb.path.name, threads=t,
+                                   repack=repack, probe=roofline.PROBE, array_bytes=bandwidth[t].array_bytes)))
         self.depth_states = {}
         llm = None
         try:
             for cell in cells:
                 self._start(cell, mb)
-                if cell.test == "load":
+                if cell.test is TestKind.LOAD:
                     llm = self._load(cell, mb, ctx)
                     continue
-                if cell.test == "memory":
+                if cell.test is TestKind.MEMORY:
                     self._memory(cell, mb, ctx, max(spec.n_prompt))
                     continue
                 if llm is None:
                     llm = tp.open_model(mb.path, ctx)
                 tp.set_threads(llm, cell.threads)
-                if cell.test == "request":
+                if cell.test is TestKind.REQUEST:
                     self._request(llm, cell, mb, ctx, prompt_tokens)
                 else:
                     self._pp_tg(llm, cell, mb, ctx, roofline.ceiling_gbps(bandwidth, cell.threads))
@@ -304,10 +303,10 @@ class _Runner:
         if cell.depth not in self.depth_states:  # saved once, restored before every repetition
             self.depth_states[cell.depth] = tp.prefill(llm, tp.random_tokens(llm, cell.depth, self.rng))
         state = self.depth_states[cell.depth]
-        n = cell.n_prompt if cell.test == "pp" else cell.n_gen
-        once = tp.pp_once if cell.test == "pp" else tp.tg_once
+        n = cell.n_prompt if cell.test is TestKind.PP else cell.n_gen
+        once = tp.pp_once if cell.test is TestKind.PP else tp.tg_once
         if spec.warmup:  # as llama-bench: a whole prompt run, or one generated token
-            once(llm, state, n if cell.test == "pp" else 1, self.rng)
+            once(llm, state, n if cell.test is TestKind.PP else 1, self.rng)
         tok_s = []
         other = tp.OtherLoad()
         for rep in range(spec.reps):
@@ -316,7 +315,7 @@ class _Runner:
             self._rep(cell, rep + 1, tok_s[-1], "tok/s")
         extra: dict[str, object] = {"n_ctx": ctx.n_ctx, "kv_bytes": mb.kv_bytes(cell.depth + n),
                                     "other_cpu_share": other.share()}
-        if cell.test == "tg":
+        if cell.test is TestKind.TG:
             per_token = mb.tg_bytes_per_token(depth=cell.depth, n_gen=n)
             mean = float(np.mean(tok_s))
             extra.update(bytes_per_token=per_token, bandwidth_gbps=bw, bandwidth_probe=roofline.PROBE,

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from radlite_edge.errors import UserError
 from radlite_edge.fileio import atomic_path, check_writable_dir
-from radlite_edge.results import Result, read_jsonl
+from radlite_edge.results import DEFAULT_RESULTS, Result, TestKind, read_jsonl
 
 from . import formats
 
@@ -39,21 +39,20 @@ def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
     for path in paths:
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"{path}: no such results file (radlite bench appends to results/bench.jsonl)")
+            raise UserError(f"{path}: no such results file (radlite bench appends to {DEFAULT_RESULTS})")
         try:
             records += read_jsonl(path)
         except (ValueError, TypeError) as e:
             raise UserError(f"{path}: not a results JSONL file ({e})") from None
     records = formats.throughput_records(records)
     if run == "latest" and records:
-        last = max(records, key=lambda r: r.time).params["run"]
-        records = [r for r in records if r.params["run"] == last]
+        last = max(records, key=lambda r: r.time).params.run
+        records = [r for r in records if r.params.run == last]
     elif run != "all":
-        records = [r for r in records if r.params["run"] == run]
+        records = [r for r in records if r.params.run == run]
     latest: dict[tuple, Result] = {}
     for r in sorted(records, key=lambda r: r.time):
-        p = r.params
-        key = (r.machine.get("cpu"), r.model, formats.level_of(r), r.benchmark, r.metric, p.get("threads"))
+        key = (r.machine.get("cpu"), r.model, formats.level_of(r), r.benchmark, r.metric, r.params.threads)
         latest.pop(key, None)  # re-inserted: the dict keeps the order of the latest measurements
         latest[key] = r
     if not latest:
@@ -77,19 +76,19 @@ def _pyplot():
 def plot_threads(records: Sequence[Result], out: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, test in zip(axes, ("pp", "tg")):
+    for ax, test in zip(axes, (TestKind.PP, TestKind.TG)):
         series: dict[tuple, list[Result]] = defaultdict(list)
         for r in records:
-            if r.params.get("test") == test and r.metric == "tok_s" and not r.params.get("n_depth"):
+            if r.params.test is test and r.metric == "tok_s" and not r.params.n_depth:
                 series[(r.model, formats.level_of(r), r.benchmark)].append(r)
         for (model, level, name), rs in sorted(series.items()):
-            rs.sort(key=lambda r: r.params["threads"])
-            ax.errorbar([r.params["threads"] for r in rs], [r.value for r in rs],
+            rs.sort(key=lambda r: r.params.threads)
+            ax.errorbar([r.params.threads for r in rs], [r.value for r in rs],
                         yerr=[r.spread or 0 for r in rs], marker="o", capsize=3, label=f"{model} {level} {name}")
         ax.set_xlabel("threads")
         ax.set_ylabel("tok/s")
-        ax.set_title("prompt processing" if test == "pp" else "token generation")
-        threads = sorted({r.params["threads"] for rs in series.values() for r in rs})
+        ax.set_title("prompt processing" if test is TestKind.PP else "token generation")
+        threads = sorted({r.params.threads for rs in series.values() for r in rs})
         if threads:
             ax.set_xticks(threads)
         ax.grid(alpha=0.3)
@@ -105,17 +104,17 @@ def plot_size(records: Sequence[Result], out: Path) -> Path:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    tg = [r for r in records if r.params.get("test") == "tg" and r.params.get("bytes_per_token")]
-    threads = sorted({r.params["threads"] for r in tg})
+    tg = [r for r in records if r.params.test is TestKind.TG and r.params.bytes_per_token]
+    threads = sorted({r.params.threads for r in tg})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, t in enumerate(threads):
-        rs = [r for r in tg if r.params["threads"] == t]
+        rs = [r for r in tg if r.params.threads == t]
         color = colors[i % len(colors)]
-        gb = np.array([r.params["bytes_per_token"] / 1e9 for r in rs])
+        gb = np.array([r.params.bytes_per_token / 1e9 for r in rs])
         ax.scatter(gb, [r.value for r in rs], color=color, label=f"tg, {t} thread(s)", zorder=3)
         for r, x in zip(rs, gb):
             ax.annotate(f"{r.model} {formats.level_of(r)}", (x, r.value), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        bw = float(np.median([r.params["bandwidth_gbps"] for r in rs]))
+        bw = float(np.median([r.params.bandwidth_gbps for r in rs]))
         xs = np.linspace(max(gb.min() * 0.7, 1e-3), gb.max() * 1.3, 100)
         ax.plot(xs, bw / xs, color=color, linestyle="--", label=f"roofline {bw:.0f} GB/s ÷ size, {t} thread(s)")
     ax.set_xlabel("GB read per generated token (weights + KV)")
@@ -159,5 +158,5 @@ def make_report(results: Sequence[Path], outdir: Path, *, formats_wanted: Sequen
     if "png" in formats_wanted:
         files.append(plot_threads(records, outdir / "tok_s_vs_threads.png"))
         files.append(plot_size(records, outdir / "tok_s_vs_size.png"))
-    runs = sorted({str(r.params["run"]) for r in records})
+    runs = sorted({str(r.params.run) for r in records})
     return ReportResult(files, len(records), runs)

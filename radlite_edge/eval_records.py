@@ -23,6 +23,9 @@ class EvalMode(str, Enum):
     FAST = "fast"
     NAIVE = "naive"
 
+    def __str__(self) -> str:
+        return self.value
+
     @property
     def help(self) -> str:
         return {"fast": "shared prefix once, parallel sequences",

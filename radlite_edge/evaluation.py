@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 from .errors import UserError
 from .eval_records import EvalMode, EvalSettings, EvalSummary, SampleRecord, TaskSummary, sample_digest
 from .identity import ModelId, identify_model
-from .results import Result, append_jsonl
+from .results import EvalParams, Result, append_jsonl
 from .tasks import Sample, Task, sample_score, select_tasks
 from .tasks.metrics import bootstrap_ci
 
@@ -200,7 +200,7 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
         summary.tasks[name] = entry
         results.append(Result(model=run.model.name, level=run.model.level, benchmark=name, metric=entry.metric,
                               value=entry.value, n=entry.n, stat="mean", unit="", model_id=run.model,
-                              params={"ci95": list(entry.ci95), **run.settings.to_dict()}))
+                              params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict())))
     (out_dir / f"{run.model_path.stem}.summary.json").write_text(
         json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     append_jsonl(out_dir / "results.jsonl", results)

@@ -172,9 +172,9 @@ def test_repack_off_is_recorded_and_its_own_series(capsys, tmp_path, tiny_gguf):
     model = str(tiny_gguf("tiny-qwen2", "q8_0"))
     code, _, err = _run(capsys, "bench", model, *QUICK, "--no-load", "--repack", "1,0", "--results", str(results))
     assert code == 0, err
-    records = [r for r in read_jsonl(results) if r.params.get("test") == "tg"]
-    assert [r.params["repack"] for r in records] == [True, False]  # both in one run, side by side
-    assert len({r.params["run"] for r in records}) == 1
+    records = [r for r in read_jsonl(results) if r.params.test == "tg"]
+    assert [r.params.repack for r in records] == [True, False]  # both in one run, side by side
+    assert len({r.params.run for r in records}) == 1
     assert [row["level"] for row in formats.rows(records)] == ["Q8_0", "Q8_0 (no repack)"]
     code, _, err = _run(capsys, "bench", model, *QUICK, "--repack", "2", "--results", str(results))
     _one_line_error(code, err, "--repack", "0 or 1")

@@ -32,8 +32,8 @@ def grid(tiny_gguf):
 
 
 def _records_of(results, cell):
-    return [r for r in results if r.benchmark == cell.name and r.params.get("threads") == cell.threads
-            and r.params.get("file") == cell.model.name]
+    return [r for r in results if r.benchmark == cell.name and r.params.threads == cell.threads
+            and r.params.file == cell.model.name]
 
 
 def test_grid_has_every_cell(grid):
@@ -50,7 +50,7 @@ def test_grid_has_every_cell(grid):
         assert {r.metric for r in got} == metrics_of[cell.test], cell
         assert len(got) == len(metrics_of[cell.test]), cell
     bandwidth = [r for r in results if r.benchmark == "bandwidth"]
-    assert sorted((r.params["file"], r.params["threads"]) for r in bandwidth) == sorted(
+    assert sorted((r.params.file, r.params.threads) for r in bandwidth) == sorted(
         (m.name, t) for m in spec.models for t in spec.threads)
     assert len(results) == len(bandwidth) + sum(len(metrics_of[c.test]) for c in cells)
 
@@ -78,22 +78,22 @@ def test_repetitions_keep_samples_and_spread(grid):
 
 def test_tg_records_carry_the_roofline(grid):
     _, results, _ = grid
-    tg = [r for r in results if r.params["test"] == "tg"]
+    tg = [r for r in results if r.params.test == "tg"]
     assert len(tg) == 8
     for r in tg:
         p = r.params
-        assert p["bandwidth_gbps"] > 0 and p["bytes_per_token"] > 0
-        probes = [b for b in results if b.benchmark == "bandwidth" and b.params["file"] == p["file"]
-                  and b.params["repack"] == p["repack"] and b.params["threads"] <= p["threads"]]
-        assert probes and p["bandwidth_gbps"] == max(max(b.samples) for b in probes)  # the best rate at <= t threads
-        assert math.isclose(p["ceiling_tok_s"], p["bandwidth_gbps"] * 1e9 / p["bytes_per_token"])
-        assert math.isclose(p["roofline_fraction"], r.value / p["ceiling_tok_s"])
-        share = p["other_cpu_share"]  # recorded; unknown (None) when the test was too short to tell
+        assert p.bandwidth_gbps > 0 and p.bytes_per_token > 0
+        probes = [b for b in results if b.benchmark == "bandwidth" and b.params.file == p.file
+                  and b.params.repack == p.repack and b.params.threads <= p.threads]
+        assert probes and p.bandwidth_gbps == max(max(b.samples) for b in probes)  # the best rate at <= t threads
+        assert math.isclose(p.ceiling_tok_s, p.bandwidth_gbps * 1e9 / p.bytes_per_token)
+        assert math.isclose(p.roofline_fraction, r.value / p.ceiling_tok_s)
+        share = p.other_cpu_share  # recorded; unknown (None) when the test was too short to tell
         assert share is None or 0 <= share <= 1
-    deep = [r for r in tg if r.params["n_depth"] == 16]
-    shallow = {(r.model, r.params["threads"]): r for r in tg if r.params["n_depth"] == 0}
+    deep = [r for r in tg if r.params.n_depth == 16]
+    shallow = {(r.model, r.params.threads): r for r in tg if r.params.n_depth == 0}
     for r in deep:  # the KV read grows with depth
-        assert r.params["bytes_per_token"] > shallow[(r.model, r.params["threads"])].params["bytes_per_token"]
+        assert r.params.bytes_per_token > shallow[(r.model, r.params.threads)].params.bytes_per_token
 
 
 def test_load_memory_and_request_records(grid):
@@ -101,11 +101,11 @@ def test_load_memory_and_request_records(grid):
     by = {(r.model, r.metric): r for r in results}
     for model in ("tiny-qwen2", "tiny-qwen3"):
         cold = by[(model, "load_cold_s")]
-        assert "posix_fadvise" in cold.params["cold_cache"]
+        assert "posix_fadvise" in cold.params.cold_cache
         assert by[(model, "peak_rss_bytes")].value > 10 << 20  # Python and llama.cpp at least
         assert by[(model, "kv_cache_bytes")].value > 0
         request = by[(model, "total_s")]
-        assert request.params["max_tokens"] == 8 and request.params["prompt_tokens"] > 20
+        assert request.params.max_tokens == 8 and request.params.prompt_tokens > 20
         assert by[(model, "ttft_s")].value <= request.value
 
 
@@ -131,7 +131,7 @@ def test_every_output_format_parses_back(grid, fmt):
         assert len(rows) == len(results)
         for row, r in zip(rows, results):
             assert (row["model"], row["level"]) == (r.model, r.level)
-            assert row["threads"] == str(r.params["threads"])
+            assert row["threads"] == str(r.params.threads)
             value = float(row["value"].split(" ± ")[0])
             expected = r.value / 2**30 if r.unit == "B" else r.value
             assert value == pytest.approx(expected, rel=6e-3)
