@@ -108,7 +108,7 @@ def task_requests(selection: str) -> tuple[TaskRequest, ...]:
     return tuple(TaskRequest(t.name, t.messages(inputs[t.name]), t.max_tokens) for t in tasks)
 
 
-def parse_list(text: str, *, what: str, minimum: int = 0) -> tuple[int, ...]:
+def parse_list(text: str, *, what: str, minimum: int = 0, maximum: int | None = None) -> tuple[int, ...]:
     """``1,2,4`` (llama-bench's list syntax; ``1-8+1`` ranges too) to a tuple of ints."""
     values: list[int] = []
     for part in (p.strip() for p in str(text).split(",") if p.strip()):
@@ -125,6 +125,8 @@ def parse_list(text: str, *, what: str, minimum: int = 0) -> tuple[int, ...]:
         raise UserError(f"{what}: empty list")
     if min(values) < minimum:
         raise UserError(f"{what}: {min(values)} is below {minimum}")
+    if maximum is not None and max(values) > maximum:
+        raise UserError(f"{what}: {max(values)} is above {maximum}")
     return tuple(dict.fromkeys(values))
 
 

@@ -18,6 +18,7 @@ sums / counts, as ``llama-quantize`` passes them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import tempfile
@@ -31,8 +32,9 @@ import numpy as np
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir
-from radlite_edge.llm import captured_llama_log
+from radlite_edge.fileio import atomic_path, check_writable_dir, refuse_overwrite
+from radlite_edge.limits import check_context
+from radlite_edge.llm import Interrupts, captured_llama_log
 from radlite_edge.synth.corpus import radiology_corpus
 from radlite_edge.token_windows import joined_pieces, text_pieces, token_windows
 
@@ -249,7 +251,7 @@ def compute_imatrix(
     llama_cpp.llama_backend_init()
     model = ctx = None
     batch = None
-    with captured_llama_log() as log:
+    with captured_llama_log() as log, Interrupts() as stop:
         try:
             model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), llama_cpp.llama_model_default_params())
             if not model:
@@ -282,6 +284,7 @@ def compute_imatrix(
                 batch.n_tokens = len(window)
                 llama_cpp.llama_memory_clear(memory, True)
                 rc = llama_cpp.llama_decode(ctx, batch)
+                stop.check()
                 if collector.error is not None:
                     raise collector.error
                 if rc != 0:
@@ -425,6 +428,7 @@ def make_imatrix(
     if calib is not None and not Path(calib).is_file():
         raise UserError(f"{calib}: no such calibration text file")
     check_writable_dir(out.parent if str(out.parent) else Path("."))
+    refuse_overwrite(out, [source] + ([Path(calib)] if calib else []))
     pieces, dataset = calibration_pieces(calib)
     inputs = manifest.identify(_source_inputs(source) + ([Path(calib)] if calib else []))
     params = {"chunk_size": chunk_size, "max_chunks": max_chunks, "dataset": dataset}
@@ -432,15 +436,20 @@ def make_imatrix(
         previous = manifest.load(out)["result"]
         return ImatrixResult(**{**previous, "path": out, "seconds": time.perf_counter() - t0, "skipped": True})
 
-    with tempfile.TemporaryDirectory(prefix=".radlite-imatrix-", dir=out.parent if str(out.parent) else ".") as tmp:
+    # a checkpoint folder is converted to a temporary F16 beside the output (it may be GBs: not /tmp)
+    folder_input = tempfile.TemporaryDirectory(prefix=".radlite-imatrix-", dir=out.parent if str(out.parent) else ".") \
+        if source.is_dir() else contextlib.nullcontext(None)
+    with folder_input as tmp:
         model_path = source
-        if source.is_dir():
+        if tmp is not None:
             from .hf_to_gguf import convert_checkpoint
 
             model_path = Path(tmp) / f"{source.name}-F16.gguf"
             convert_checkpoint(source, model_path, outtype="f16", n_threads=n_threads)
         reader = open_model(model_path)
         arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+        trained = reader.fields.get(gguf.Keys.LLM.CONTEXT_LENGTH.format(arch=arch))
+        check_context(chunk_size, int(trained.contents()) if trained else None, what="--chunk")
         del reader
         data = compute_imatrix(model_path, pieces, chunk_size=chunk_size, max_chunks=max_chunks,
                                n_threads=n_threads, dataset=dataset, progress=progress)

@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType as QT
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir
+from radlite_edge.fileio import atomic_path, check_writable_dir, refuse_overwrite
 from radlite_edge.levels import get_level
 from radlite_edge.safetensors_io import Checkpoint
 
@@ -55,6 +55,7 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
         raise UserError(f"--outtype {outtype}: a GGUF LoRA is written as one of {', '.join(EXPORT_TYPES)}")
     level = get_level(outtype)
     check_writable_dir(out.parent if str(out.parent) else Path("."))
+    refuse_overwrite(out, [Path(adapter_dir), Path(base_dir)])
     config = load_config(Path(base_dir))
     arch = arch_for_config(config, source=str(Path(base_dir) / "config.json"))
     base = Checkpoint(Path(base_dir))

@@ -19,7 +19,7 @@ import numpy as np
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_dir
+from radlite_edge.fileio import atomic_dir, refuse_overwrite
 from radlite_edge.safetensors_io import INDEX_NAME, Checkpoint, PlannedTensor, SafetensorsWriter, f32_to_bf16_bits
 
 from .lora import LoraAdapter, MergedCheckpoint
@@ -76,8 +76,7 @@ def merge_checkpoint(
     if dtype is not None and dtype.lower() not in MERGE_DTYPES:
         raise UserError(f"--dtype {dtype}: choose {', '.join(MERGE_DTYPES)}")
     base_dir, out_dir = Path(base_dir), Path(out_dir)
-    if out_dir.resolve() in (base_dir.resolve(), Path(adapter_dir).resolve()):
-        raise UserError(f"output {out_dir} would overwrite an input: choose another -o")
+    refuse_overwrite(out_dir, [base_dir, Path(adapter_dir)])
     if not (base_dir / "config.json").is_file():
         raise UserError(f"{base_dir}: no config.json (give the base HF checkpoint folder)")
     base = Checkpoint(base_dir)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import UserError
+from .fileio import drop_partial_line, locked_append, output_dir
+from .limits import check_context
 from .eval_records import EvalMode, EvalSettings, EvalSummary, SampleRecord, TaskSummary, sample_digest
 from .identity import ModelId, identify_model
 from .results import EvalParams, Result, append_jsonl
@@ -79,6 +81,8 @@ class _Run:
 def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str,
           settings: EvalSettings) -> _Run:
     model = identify_model(model_path)
+    if settings.n is not None and settings.n < 1:
+        raise UserError(f"--n {settings.n}: give at least 1 sample per task")
     chosen = select_tasks(tasks)
     test = [s for s in samples if s.split == "test"]
     by_task = {t.name: [s for s in test if s.task == t.name][: settings.n] for t in chosen}
@@ -105,27 +109,41 @@ def evaluate(
     repack: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalSummary:
-    """Evaluate one model; returns its summary (also written to ``out_dir``)."""
+    """Evaluate one model; returns its summary (also written to ``out_dir``).
+
+    ``n_ctx`` defaults to the model's training context, at most ``engine.DEFAULT_CTX``.
+    """
     from .engine import DEFAULT_CTX, DEFAULT_PARALLEL, DEFAULT_REPACK, Engine, check_parallel
 
     n_parallel = DEFAULT_PARALLEL if n_parallel is None else n_parallel
     check_parallel(n_parallel)  # before any work
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run = _plan(Path(model_path), samples, out_dir, tasks, settings)
-    if progress:
-        progress(run.finished(), run.total)
+    model = identify_model(Path(model_path))
+    if n_ctx is None:
+        n_ctx = min(DEFAULT_CTX, model.n_ctx_train or DEFAULT_CTX)
+    check_context(n_ctx, model.n_ctx_train, what="-c")
+    records_path = out_dir / f"{Path(model_path).stem}.samples.jsonl"
+    notes = []
+    with output_dir(out_dir), locked_append(records_path, what="radlite eval") as log:
+        if dropped := drop_partial_line(records_path):
+            notes.append(f"{records_path}: dropped a last line cut short by a kill ({dropped} bytes); "
+                         "that sample runs again")
+        run = _plan(Path(model_path), samples, out_dir, tasks, settings)
+        if progress:
+            progress(run.finished(), run.total)
 
-    def open_engine() -> Engine:
-        return Engine(run.model_path, n_ctx=n_ctx or DEFAULT_CTX, n_threads=n_threads, n_parallel=n_parallel,
-                      repack=DEFAULT_REPACK if repack is None else repack)
+        def open_engine() -> Engine:
+            return Engine(run.model_path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel,
+                          repack=DEFAULT_REPACK if repack is None else repack)
 
-    t_start = time.perf_counter()
-    _run_samples(run, samples, open_engine, n_parallel, progress)
-    return summarize(run, out_dir, seconds=time.perf_counter() - t_start)
+        t_start = time.perf_counter()
+        _run_samples(run, samples, log, open_engine, n_parallel, progress)
+    summary = summarize(run, out_dir, seconds=time.perf_counter() - t_start)
+    summary.notes = notes
+    return summary
 
 
-def _run_samples(run: _Run, pool: Sequence[Sample], open_engine: Callable, n_parallel: int,
+def _run_samples(run: _Run, pool: Sequence[Sample], log, open_engine: Callable, n_parallel: int,
                  progress: Callable[[int, int], None] | None) -> None:
     """Generate, score and record every sample not yet done, a group at a time; the engine
     is loaded only when there is something to do."""
@@ -135,35 +153,38 @@ def _run_samples(run: _Run, pool: Sequence[Sample], open_engine: Callable, n_par
     finished = run.finished()
     engine = None
     try:
-        with open(run.records_path, "a") as log:
-            for task in run.chosen:
-                todo = run.todo(task)
-                if not todo:
-                    continue
-                engine = engine or open_engine()
-                shots = few_shot_examples(task, pool, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
-                for start in range(0, len(todo), step):
-                    group = todo[start:start + step]
-                    gens = _generate(engine, task, [task.prompt(s.input, shots) for s in group], settings)
-                    for sample, gen in zip(group, gens):
-                        record = _record(run, task, sample, gen, shots, seconds=gen.seconds / len(gens))
-                        run.done[sample.id] = record
-                        log.write(record.to_json() + "\n")
-                    log.flush()
-                    finished += len(group)
-                    if progress:
-                        progress(finished, run.total)
+        for task in run.chosen:
+            todo = run.todo(task)
+            if not todo:
+                continue
+            engine = engine or open_engine()
+            shots = few_shot_examples(task, pool, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
+            for start in range(0, len(todo), step):
+                group = todo[start:start + step]
+                gens = _generate(engine, task, group, [task.prompt(s.input, shots) for s in group], settings)
+                for sample, gen in zip(group, gens):
+                    record = _record(run, task, sample, gen, shots, seconds=gen.seconds / len(gens))
+                    run.done[sample.id] = record
+                    log.write(record.to_json() + "\n")
+                log.flush()
+                finished += len(group)
+                if progress:
+                    progress(finished, run.total)
     finally:
         if engine is not None:
             engine.close()
 
 
-def _generate(engine, task: Task, prompts: list[str], settings: EvalSettings) -> list:
+def _generate(engine, task: Task, group: Sequence[Sample], prompts: list[str], settings: EvalSettings) -> list:
+    tokens = [engine.tokenize(p) for p in prompts]
+    for sample, toks in zip(group, tokens):
+        if len(toks) + task.max_tokens > engine.n_ctx:
+            raise UserError(f"sample {sample.id}: its prompt ({len(toks)} tokens) and answer ({task.max_tokens}) "
+                            f"need {len(toks) + task.max_tokens} tokens of context; -c is {engine.n_ctx}")
     if settings.mode is EvalMode.NAIVE:
         return [engine.naive(p, max_tokens=task.max_tokens, grammar=task.grammar() if settings.grammar else None)
                 for p in prompts]
-    return engine.generate([engine.tokenize(p) for p in prompts], max_tokens=task.max_tokens,
-                           language=task.language if settings.grammar else None)
+    return engine.generate(tokens, max_tokens=task.max_tokens, language=task.language if settings.grammar else None)
 
 
 def _record(run: _Run, task: Task, sample: Sample, gen, shots: Sequence[Sample], *, seconds: float) -> SampleRecord:

@@ -36,6 +36,7 @@ class ModelId:
     bytes: int
     digest: str  # "sha256:…" of the whole file, or "head:…" for files above HASH_LIMIT
     path: str  # where it was measured (for people; joins use the digest)
+    n_ctx_train: int | None = None  # the context it was trained on ({arch}.context_length)
 
     @property
     def label(self) -> str:
@@ -98,5 +99,7 @@ def _identify(path: str, size: int, mtime_ns: int) -> ModelId:
     level = level_for_ftype(int(ftype)) if ftype is not None else None
     level = level or level_from_file_name(Path(path))
     name = str(field(gguf.Keys.General.NAME) or "") or name_from_file(Path(path))
-    return ModelId(name=name, level=level.name if level else "?", arch=str(field(gguf.Keys.General.ARCHITECTURE)),
-                   bytes=size, digest=file_digest(Path(path)), path=path)
+    arch = str(field(gguf.Keys.General.ARCHITECTURE))
+    n_ctx_train = field(gguf.Keys.LLM.CONTEXT_LENGTH.format(arch=arch))
+    return ModelId(name=name, level=level.name if level else "?", arch=arch, bytes=size,
+                   digest=file_digest(Path(path)), path=path, n_ctx_train=int(n_ctx_train) if n_ctx_train else None)

@@ -118,3 +118,40 @@ def captured_llama_log() -> Iterator[LlamaLog]:
         yield log
     finally:
         llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+class Interrupts:
+    """Ctrl-C held back while llama.cpp runs Python callbacks, and raised between its calls.
+
+    A KeyboardInterrupt raised inside a ctypes callback cannot cross into C: Python prints
+    "Exception ignored on calling ctypes callback" and llama.cpp carries on, so a run would
+    finish with partial figures. Inside ``with Interrupts() as stop:`` SIGINT only sets a
+    flag; ``stop.check()`` after each llama.cpp call raises KeyboardInterrupt at a safe point.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "Interrupts":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        if exc[0] is None:
+            self.check()

@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"radlite {args.verb}: error: {e}", markup=False, highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted; no partial output was kept", markup=False)
+        err.print(f"radlite {args.verb}: interrupted; {getattr(args, 'interrupt_note', 'no partial output was kept')}",
+                  markup=False, highlight=False)
         return 130
 
 

@@ -12,6 +12,8 @@ from ..bench.report import DEFAULT_REPORT_DIR, REPORT_FORMATS
 from ..errors import UserError
 from ..results import DEFAULT_RESULTS
 from ..synth.models import FULL_SIZE_MODELS
+from ..limits import MAX_CHUNK_TOKENS, MAX_THREADS
+from . import values
 from .render import err, out, plain, print_json
 
 _GRID_DEFAULTS = {f.name: f.default for f in dataclasses.fields(GridSpec) if f.default is not dataclasses.MISSING}
@@ -52,15 +54,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import formats
     from ..bench.dashboard import Dashboard, ProgressLines
     from ..bench.grid import default_threads, parse_list, run_grid, task_requests
-    from ..fileio import atomic_path
+    from ..fileio import atomic_path, check_output_file, refuse_overwrite
     from ..machine import one_line
     from ..results import append_jsonl
 
+    models = _models(args)
+    for flag, path in (("--results", args.results), ("--file", args.file)):
+        if path:
+            check_output_file(path, flag=flag)
+            refuse_overwrite(Path(path), models, flag=flag)
     spec = GridSpec(
-        models=tuple(_models(args)),
-        threads=parse_list(args.threads, what="-t", minimum=1) if args.threads else default_threads(),
-        n_prompt=parse_list(args.n_prompt, what="-p"), n_gen=parse_list(args.n_gen, what="-n"),
-        depth=parse_list(args.depth, what="-d"), reps=args.reps, requests=task_requests(args.tasks),
+        models=tuple(models),
+        threads=(parse_list(args.threads, what="-t", minimum=1, maximum=MAX_THREADS) if args.threads
+                 else default_threads()),
+        n_prompt=parse_list(args.n_prompt, what="-p", maximum=MAX_CHUNK_TOKENS),
+        n_gen=parse_list(args.n_gen, what="-n", maximum=MAX_CHUNK_TOKENS),
+        depth=parse_list(args.depth, what="-d", maximum=MAX_CHUNK_TOKENS), reps=args.reps, requests=task_requests(args.tasks),
         n_batch=args.batch_size, n_ubatch=args.ubatch_size, flash_attn=bool(args.flash_attn),
         repack=_repack_list(args.repack), load=not args.no_load, rss=not args.no_rss, warmup=not args.no_warmup,
     )
@@ -105,10 +114,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"generation lengths for tg tests (0: none; default {_csv_of(g['n_gen'])})")
     b.add_argument("-d", "--depth", default=_csv_of(g["depth"]),
                    help=f"tokens already in the KV cache before each test (default {_csv_of(g['depth'])})")
-    b.add_argument("-r", "--reps", type=int, default=g["reps"], help=f"repetitions per test (default {g['reps']})")
-    b.add_argument("-b", "--batch-size", type=int, default=g["n_batch"],
+    b.add_argument("-r", "--reps", type=values.count, default=g["reps"], help=f"repetitions per test (default {g['reps']})")
+    b.add_argument("-b", "--batch-size", type=values.tokens, default=g["n_batch"],
                    help=f"logical batch (default {g['n_batch']}, as llama-bench)")
-    b.add_argument("-ub", "--ubatch-size", type=int, default=g["n_ubatch"],
+    b.add_argument("-ub", "--ubatch-size", type=values.tokens, default=g["n_ubatch"],
                    help=f"physical batch (default {g['n_ubatch']})")
     b.add_argument("-fa", "--flash-attn", type=int, choices=[0, 1], default=int(g["flash_attn"]),
                    help=f"flash attention (default {int(g['flash_attn'])}, llama-cpp-python's default)")
@@ -116,7 +125,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="llama.cpp's CPU weight repacking, as llama-bench --repack: 1, 0 or 1,0 for both side by "
                         f"side (default {_csv_of(g['repack'])}, llama.cpp's default; 0 saves the repacked copy's "
                         "memory)")
-    b.add_argument("--tasks", default="all",
+    b.add_argument("--tasks", type=values.task_list, default="all",
                    help="time one RadLite request per task: all, none, or names (default all)")
     b.add_argument("--synthetic",
                    help=f"also measure full-size random models: {', '.join(FULL_SIZE_MODELS)} (comma list)")

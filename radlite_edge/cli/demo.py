@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from . import values
 from .render import out
 
 
@@ -18,5 +19,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="the main job on the embedded default: synth → convert → inspect → generate")
     d.add_argument("-o", "--output", default="runs/demo")
-    d.add_argument("-t", "--threads", type=int, default=min(4, os.cpu_count() or 1))
+    d.add_argument("-t", "--threads", type=values.threads, default=min(4, os.cpu_count() or 1))
     d.set_defaults(func=cmd_demo)

@@ -12,6 +12,7 @@ from ..bench.fidelity import DEFAULT_CTX as FIDELITY_CTX
 from ..convert.imatrix import DEFAULT_CHUNK, DEFAULT_CHUNKS
 from ..levels import LEVELS
 from ..results import DEFAULT_RESULTS
+from . import values
 from .render import bytes_progress, count_progress, err, out, plain, print_json, print_table
 
 
@@ -61,9 +62,12 @@ def cmd_imatrix(args: argparse.Namespace) -> int:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from ..bench.fidelity import fidelity_table, measure_fidelity, to_results
+    from ..fileio import check_output_file, refuse_overwrite
     from ..identity import identify_model
     from ..results import append_jsonl
 
+    results = check_output_file(args.results, flag="--results")
+    refuse_overwrite(results, [Path(args.reference), *map(Path, args.levels)], flag="--results")
     with count_progress() as bar:
         task = bar.add_task("fidelity windows", total=args.chunks)
         rows, facts = measure_fidelity(Path(args.reference), [Path(c) for c in args.levels],
@@ -71,7 +75,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
                                        max_windows=args.chunks, n_threads=args.threads,
                                        progress=lambda windows, positions: bar.update(task, completed=windows))
     records = to_results(rows, facts, reference=identify_model(Path(args.reference)))
-    append_jsonl(Path(args.results), records)
+    append_jsonl(results, records)
     if args.json:
         print_json({**facts, "levels": [r.to_dict() for r in rows]})
     else:
@@ -89,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--imatrix", help="importance matrix GGUF (radlite imatrix), or 'auto' to compute one on the "
                                      "embedded radiology text (needed by "
                                      f"{', '.join(lv.name.lower() for lv in LEVELS if lv.needs_imatrix)})")
-    q.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
+    q.add_argument("-t", "--threads", type=values.threads, default=os.cpu_count(), help="quantizer threads")
     q.add_argument("-o", "--output", required=True, help="directory for NAME-LEVEL.gguf files")
     q.add_argument("--name", help="NAME in the output file names (default: the input's, less its level)")
     q.add_argument("--force", action="store_true", help="quantize even if an output is up to date")
@@ -100,11 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument("model", help="model GGUF (F16/BF16/F32), or an HF checkpoint folder (converted to F16 first)")
     im.add_argument("--calib", help="calibration text file (default: the embedded synthetic radiology reports)")
     im.add_argument("-o", "--output", required=True, help="output imatrix.gguf")
-    im.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
+    im.add_argument("--chunk", type=values.tokens, default=DEFAULT_CHUNK,
                     help=f"tokens per chunk, each from an empty cache (default {DEFAULT_CHUNK})")
-    im.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS,
+    im.add_argument("--chunks", type=values.count, default=DEFAULT_CHUNKS,
                     help=f"at most this many chunks (default {DEFAULT_CHUNKS})")
-    im.add_argument("-t", "--threads", type=int, default=os.cpu_count())
+    im.add_argument("-t", "--threads", type=values.threads, default=os.cpu_count())
     im.add_argument("--force", action="store_true", help="recompute even if the output is up to date")
     im.add_argument("--json", action="store_true")
     im.set_defaults(func=cmd_imatrix)
@@ -113,10 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("reference", help="the F16 (or BF16/F32) GGUF")
     f.add_argument("levels", nargs="+", metavar="LEVEL.gguf", help="quantized GGUF files of the same model")
     f.add_argument("--text", help="held-out text file (default: embedded synthetic radiology reports, held out)")
-    f.add_argument("-c", "--ctx", type=int, default=FIDELITY_CTX,
+    f.add_argument("-c", "--ctx", type=values.tokens, default=FIDELITY_CTX,
                    help=f"tokens per window, each from an empty cache (default {FIDELITY_CTX})")
-    f.add_argument("--chunks", type=int, default=None, help="at most this many windows (default: the whole text)")
-    f.add_argument("-t", "--threads", type=int, default=os.cpu_count())
+    f.add_argument("--chunks", type=values.count, default=None, help="at most this many windows (default: the whole text)")
+    f.add_argument("-t", "--threads", type=values.threads, default=os.cpu_count())
     f.add_argument("--results", default=str(DEFAULT_RESULTS), help=f"results JSONL to append to (default {DEFAULT_RESULTS})")
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_fidelity)

@@ -13,6 +13,7 @@ from ..convert.lora_gguf import EXPORT_TYPES
 from ..convert.merge import MERGE_DTYPES
 from ..lora_recipe import RADLITE_LORA
 from ..synth.models import DEFAULT_MODELS, SPECS
+from . import values
 from .render import bytes_progress, err, out, parse_size, print_json
 
 
@@ -150,12 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("models", nargs="*", default=list(DEFAULT_MODELS), metavar="MODEL",
                    help=f"one or more of {', '.join(SPECS)} (default: {' and '.join(DEFAULT_MODELS)})")
     s.add_argument("-o", "--output", default="models", help="directory to write MODEL/ folders into (default: models)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=values.seed, default=0)
     s.add_argument("--shard-size", type=parse_size, default=None, help="split weights into shards of this size (4G)")
     s.add_argument("--force", action="store_true", help="rewrite even if an identical checkpoint is there")
     s.add_argument("--adapter", action="store_true",
                    help="write a random peft LoRA adapter for each MODEL instead (to DIR/MODEL-lora-rR)")
-    s.add_argument("--rank", type=int, default=RADLITE_LORA.r,
+    s.add_argument("--rank", type=values.rank, default=RADLITE_LORA.r,
                    help=f"adapter rank (default {RADLITE_LORA.r}, as RadLite)")
     s.add_argument("--alpha", type=float, default=RADLITE_LORA.alpha,
                    help=f"adapter lora_alpha (default {RADLITE_LORA.alpha:g}, as RadLite)")
@@ -166,7 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("checkpoint", help="HF checkpoint directory (config.json, tokenizer.json, *.safetensors)")
     c.add_argument("-o", "--output", required=True, help="output FILE.gguf")
     c.add_argument("--outtype", default="f16", choices=conversion_outtypes(), type=str.lower)
-    c.add_argument("-t", "--threads", type=int, default=os.cpu_count(), help="quantizer threads")
+    c.add_argument("-t", "--threads", type=values.threads, default=os.cpu_count(), help="quantizer threads")
     c.add_argument("--name", help="general.name in the GGUF (default: the checkpoint folder's name)")
     c.add_argument("--adapter", help="peft LoRA adapter folder to merge while converting (no merged copy on disk)")
     c.add_argument("--force", action="store_true", help="convert even if the output is up to date")

@@ -10,16 +10,18 @@ from ..eval_records import EvalMode
 from ..tasks.loaders import GENERIC_FORMATS, LOADERS
 from ..tasks.samples import SPLITS
 from ..tasks.synthetic import DEFAULT_N
+from . import values
 from .render import err, eval_table, out, plain, print_json, rate_callback, rate_progress
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from ..fileio import atomic_path, check_writable_dir, output_dir
     from ..tasks import loaders
     from ..tasks.samples import write_jsonl
     from ..tasks.synthetic import make_suite
 
     outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(outdir)
     if args.data_verb == "synth":
         samples = make_suite(args.n, seed=args.seed)
         name = "synthetic"
@@ -29,10 +31,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     by_split: dict[str, list] = {}
     for s in samples:
         by_split.setdefault(s.split, []).append(s)
-    for split, items in sorted(by_split.items()):
-        path = outdir / f"{name}.{split}.jsonl"
-        write_jsonl(path, items)
-        err.print(f"{path}: {len(items)} samples")
+    written = {}
+    with output_dir(outdir):
+        for split, items in sorted(by_split.items()):
+            path = outdir / f"{name}.{split}.jsonl"
+            with atomic_path(path) as tmp:
+                write_jsonl(tmp, items)
+            written[str(path)] = len(items)
+    if args.json:
+        print_json({"files": written})
+    else:
+        for path, n in written.items():
+            plain(err, f"{path}: {n} samples")
     return 0
 
 
@@ -54,6 +64,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,
                                       n_threads=args.threads, n_parallel=args.parallel, n_ctx=args.ctx_size,
                                       repack=bool(args.repack), progress=rate_callback(bar, task)))
+    for note in (n for s in summaries for n in s.notes):
+        plain(err, f"note: {note}")
     if args.json:
         print_json([s.to_dict() for s in summaries])
         return 0
@@ -67,9 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dt = sub.add_parser("data", help="task data: the synthetic suite, or public datasets in their own formats")
     dsub = dt.add_subparsers(dest="data_verb", required=True, metavar="VERB", parser_class=type(dt))
     ds = dsub.add_parser("synth", help="write the deterministic synthetic suite of the 9 tasks")
-    ds.add_argument("--n", type=int, default=DEFAULT_N, help="test samples per task (train: n/4, at least 16)")
-    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--n", type=values.count, default=DEFAULT_N, help="test samples per task (train: n/4, at least 16)")
+    ds.add_argument("--seed", type=values.seed, default=0)
     ds.add_argument("-o", "--output", required=True, help="directory for the JSONL files")
+    ds.add_argument("--json", action="store_true", help="print the files written as JSON")
     ds.set_defaults(func=cmd_data)
     dl = dsub.add_parser("load", help="convert a public dataset file to task samples")
     dl.add_argument("format", choices=list(LOADERS))
@@ -79,28 +92,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help=f"generic {'/'.join(GENERIC_FORMATS)}: task=NAME, input=COL, reference=COL, id=COL "
                          "(repeatable)")
     dl.add_argument("-o", "--output", required=True)
+    dl.add_argument("--json", action="store_true", help="print the files written as JSON")
     dl.set_defaults(func=cmd_data)
 
     ev = sub.add_parser("eval", help="evaluate GGUF models on the 9 tasks (resumable, per-sample records)")
     ev.add_argument("models", nargs="+", metavar="MODEL.gguf")
-    ev.add_argument("--tasks", default="all", help="comma-separated task names, or all")
-    ev.add_argument("--n", type=int, default=None, help="samples per task (default: all test samples)")
-    ev.add_argument("--few-shot", type=int, default=0, metavar="K", help="K examples from the train split")
+    ev.add_argument("--tasks", type=values.task_list, default="all", help="comma-separated task names, or all")
+    ev.add_argument("--n", type=values.count, default=None, help="samples per task (default: all test samples)")
+    ev.add_argument("--few-shot", type=values.few_shot, default=0, metavar="K", help="K examples from the train split")
     ev.add_argument("--data", required=True, help="directory of sample JSONL files (radlite data synth -o DIR)")
     ev.add_argument("-o", "--output", default="results", help="directory for records and summaries")
     ev.add_argument("--mode", choices=[m.value for m in EvalMode], default=EvalMode.FAST.value,
                     help="; ".join(f"{m.value}: {m.help}" for m in EvalMode))
     ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
                     help="constrain label tasks to their label set (default on)")
-    ev.add_argument("-t", "--threads", type=int, default=None)
+    ev.add_argument("-t", "--threads", type=values.threads, default=None)
     ev.add_argument("--parallel", type=int, default=engine.DEFAULT_PARALLEL,
                     help=f"sequences decoded together in fast mode, 1 to {engine.MAX_STEP_ROWS} "
                          f"(default {engine.DEFAULT_PARALLEL})")
     ev.add_argument("--repack", type=int, choices=[0, 1], default=int(engine.DEFAULT_REPACK),
                     help="llama.cpp's CPU weight repacking (default 0: the fast path then equals the naive path "
                          "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
-    ev.add_argument("-c", "--ctx-size", type=int, default=engine.DEFAULT_CTX,
-                    help=f"context size (default {engine.DEFAULT_CTX})")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("-c", "--ctx-size", type=values.tokens, default=None,
+                    help=f"context size (default: the model's training context, at most {engine.DEFAULT_CTX})")
+    ev.add_argument("--seed", type=values.seed, default=0)
     ev.add_argument("--json", action="store_true")
-    ev.set_defaults(func=cmd_eval)
+    ev.set_defaults(func=cmd_eval, interrupt_note="the finished samples are recorded; the same command resumes "
+                                                  "from them")

@@ -224,6 +224,9 @@ def load(fmt: str, path: Path, *, split: str = "test", mapping: Sequence[str] = 
         raise UserError(f"--split {split}: choose one of {', '.join(SPLITS)}")
     if fmt not in LOADERS:
         raise UserError(f"unknown dataset format {fmt!r}: choose one of {', '.join(LOADERS)}")
-    if fmt in GENERIC_FORMATS:
-        return LOADERS[fmt](Path(path), split, mapping)
-    return LOADERS[fmt](Path(path), split)
+    try:
+        if fmt in GENERIC_FORMATS:
+            return LOADERS[fmt](Path(path), split, mapping)
+        return LOADERS[fmt](Path(path), split)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start} of a file): is this the {fmt} dataset?") from None

@@ -27,7 +27,7 @@ class Sample:
 
 def write_jsonl(path: Path, samples: Iterable[Sample]) -> int:
     n = 0
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         for s in samples:
             f.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
             n += 1
@@ -39,6 +39,13 @@ def read_jsonl(path: Path) -> list[Sample]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such data file")
+    try:
+        return _read_samples(path)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}): give sample JSONL files") from None
+
+
+def _read_samples(path: Path) -> list[Sample]:
     out = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
@@ -61,8 +68,11 @@ def read_jsonl(path: Path) -> list[Sample]:
 
 def read_dir(directory: Path) -> list[Sample]:
     directory = Path(directory)
+    if not directory.exists():
+        raise UserError(f"{directory}: no such data folder; it does not exist (make one with: radlite data synth -o DIR)")
     if not directory.is_dir():
-        raise UserError(f"data directory {directory} does not exist (make one with: radlite data synth -o DIR)")
+        raise UserError(f"{directory}: a file, not a data folder: give the folder of sample JSONL files "
+                        "(radlite data synth -o DIR)")
     files = sorted(directory.glob("*.jsonl"))
     if not files:
         raise UserError(f"{directory}: no .jsonl sample files")

@@ -1,0 +1,47 @@
+"""One validation per kind of value, shared by every verb (argparse types).
+
+A bad value ends in argparse's one line and exit code 2 before any work; values that need
+the model to judge (a context size against its training context) are checked by the
+library where the model is read (``radlite_edge.limits``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from ..limits import MAX_CHUNK_TOKENS, MAX_COUNT, MAX_RANK, MAX_THREADS
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}: {text!r} is not an integer") from None
+
+
+def bounded(what: str, lo: int, hi: int) -> Callable[[str], int]:
+    """An integer from ``lo`` to ``hi``: the argparse type of one kind of value."""
+
+    def parse(text: str) -> int:
+        value = _int(text, what)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {value}: give {lo} to {hi}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+threads = bounded("threads", 1, MAX_THREADS)
+count = bounded("count", 1, MAX_COUNT)  # samples, chunks, windows, repetitions: at least one
+few_shot = bounded("examples", 0, 16)
+seed = bounded("seed", 0, 2**32 - 1)
+rank = bounded("rank", 1, MAX_RANK)
+tokens = bounded("tokens", 1, MAX_CHUNK_TOKENS)  # a context, chunk or batch size
+
+
+def task_list(text: str) -> str:
+    if not text.strip().strip(","):
+        raise argparse.ArgumentTypeError("an empty task list: give task names, or all")
+    return text
