@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from radlite_edge.errors import UserError
+from radlite_edge.limits import MAX_COUNT, check_context
 from radlite_edge.results import BenchParams, Result, TestKind
 
 from . import roofline
@@ -214,6 +215,9 @@ class _Runner:
         # every file checked, by us and by llama.cpp, before any work
         models = [roofline.model_bytes(p) for p in self.spec.models]
         prompts = [_request_prompt_tokens(mb.path, self.spec.requests) for mb in models]
+        for mb, prompt_tokens in zip(models, prompts):  # -p/-n/-d beyond what the model was trained on
+            check_context(_context_tokens(self.spec, prompt_tokens), mb.identity.n_ctx_train,
+                          what=f"{mb.path.name}: depth + prompt or generation length")
         self.emit(Event("plan", total=len(self.cells)))
         for mb, prompt_tokens in zip(models, prompts):
             for repack in self.spec.repack:
@@ -351,6 +355,6 @@ def run_grid(spec: GridSpec, *, on_event: Callable[[Event], None] | None = None)
     """Measure every cell of ``spec``; a bad model file fails before anything runs."""
     if not spec.models:
         raise UserError("no model given: name one or more MODEL.gguf files, or --synthetic")
-    if spec.reps < 1:
-        raise UserError(f"-r {spec.reps}: need at least one repetition")
+    if not 1 <= spec.reps <= MAX_COUNT:
+        raise UserError(f"-r {spec.reps}: need 1 to {MAX_COUNT} repetitions")
     return _Runner(spec, on_event or (lambda e: None)).run()

@@ -99,8 +99,10 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
     for name, data in tensors:
         qtype = level.tensor_type if quants.can_encode(data.shape, level.tensor_type) else QT.F16
         encoded = quants.encode(data, qtype)
-        writer.add_tensor(name, encoded, raw_shape=data.shape if encoded.dtype == np.uint8 else None,
-                          raw_dtype=qtype if encoded.dtype == np.uint8 else None)
+        if encoded.dtype == np.uint8:  # the gguf writer reads a quantized tensor's shape in bytes per row
+            writer.add_tensor(name, encoded.reshape(*data.shape[:-1], -1), raw_dtype=qtype)
+        else:
+            writer.add_tensor(name, encoded)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
     with atomic_path(out) as tmp:

@@ -12,6 +12,8 @@ from .errors import UserError
 
 def open_reader(path: Path) -> gguf.GGUFReader:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a GGUF file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     with open(path, "rb") as f:

@@ -81,6 +81,8 @@ def file_digest(path: Path) -> str:
 def identify_model(path: Path) -> ModelId:
     """The identity of a model GGUF; a file that is not one is refused in one line."""
     path = Path(path).resolve()
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a model file")
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     st = path.stat()

@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"generation lengths for tg tests (0: none; default {_csv_of(g['n_gen'])})")
     b.add_argument("-d", "--depth", default=_csv_of(g["depth"]),
                    help=f"tokens already in the KV cache before each test (default {_csv_of(g['depth'])})")
-    b.add_argument("-r", "--reps", type=values.count, default=g["reps"], help=f"repetitions per test (default {g['reps']})")
+    b.add_argument("-r", "--reps", type=int, default=g["reps"], help=f"repetitions per test (default {g['reps']})")
     b.add_argument("-b", "--batch-size", type=values.tokens, default=g["n_batch"],
                    help=f"logical batch (default {g['n_batch']}, as llama-bench)")
     b.add_argument("-ub", "--ubatch-size", type=values.tokens, default=g["n_ubatch"],

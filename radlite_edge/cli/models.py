@@ -14,7 +14,8 @@ from ..convert.merge import MERGE_DTYPES
 from ..lora_recipe import RADLITE_LORA
 from ..synth.models import DEFAULT_MODELS, SPECS
 from . import values
-from .render import bytes_progress, err, out, parse_size, print_json
+from ..fileio import check_writable_dir
+from .render import bytes_progress, err, out, parse_size, plain, print_json
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -22,26 +23,34 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     specs = [get_spec(name) for name in args.models]
     outdir = Path(args.output)
-    if args.adapter:
-        return _synth_adapters(specs, outdir, args)
-    for spec in specs:
+    check_writable_dir(outdir)
+    made = _synth_adapters(specs, outdir, args) if args.adapter else []
+    for spec in [] if args.adapter else specs:
         target = outdir / spec.name
-        if not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size):
-            err.print(f"{target}: up to date (seed {args.seed}), skipped")
-            continue
         total = checkpoint_bytes(spec, seed=args.seed)
-        with bytes_progress() as bar:
-            task = bar.add_task(f"synth {spec.name}", total=total)
-            write_checkpoint(spec, target, seed=args.seed, shard_bytes=args.shard_size,
-                             progress=lambda n: bar.advance(task, n))
-        err.print(f"{target}: {spec.arch} checkpoint, {total / 1e9:.3f} GB of bf16 weights")
+        kept = not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size)
+        if kept:
+            plain(err, f"{target}: up to date (seed {args.seed}), kept; --force to rewrite")
+        else:
+            with bytes_progress() as bar:
+                task = bar.add_task(f"synth {spec.name}", total=total)
+                write_checkpoint(spec, target, seed=args.seed, shard_bytes=args.shard_size,
+                                 progress=lambda n: bar.advance(task, n))
+        made.append({"path": str(target), "model": spec.name, "arch": spec.arch, "bytes": total, "skipped": kept,
+                     "text": f"{target}: {spec.arch} checkpoint, {total / 1e9:.3f} GB of bf16 weights"})
+    if args.json:
+        print_json([{k: v for k, v in m.items() if k != "text"} for m in made])
+    else:
+        for m in made:
+            plain(out, m["text"])
     return 0
 
 
-def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> int:
+def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> list[dict]:
     from ..synth.adapters import adapter_bytes, write_adapter
     from ..synth.models import vocab_size_of
 
+    made = []
     for spec in specs:
         vocab = vocab_size_of(spec, seed=args.seed)
         target = outdir / f"{spec.name}-lora-r{args.rank}"
@@ -50,9 +59,11 @@ def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> int:
             task = bar.add_task(f"adapter {spec.name}", total=total)
             write_adapter(spec, vocab, target, rank=args.rank, alpha=args.alpha, use_rslora=args.rslora,
                           seed=args.seed, progress=lambda n: bar.advance(task, n))
-        err.print(f"{target}: LoRA r={args.rank} alpha={args.alpha:g} on the {len(RADLITE_LORA.target_modules)} "
-                  f"projections, {total / 1e6:.1f} MB")
-    return 0
+        made.append({"path": str(target), "model": spec.name, "rank": args.rank, "alpha": args.alpha,
+                     "bytes": total, "skipped": False,
+                     "text": f"{target}: LoRA r={args.rank} alpha={args.alpha:g} on the "
+                             f"{len(RADLITE_LORA.target_modules)} projections, {total / 1e6:.1f} MB"})
+    return made
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -161,6 +172,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--alpha", type=float, default=RADLITE_LORA.alpha,
                    help=f"adapter lora_alpha (default {RADLITE_LORA.alpha:g}, as RadLite)")
     s.add_argument("--rslora", action="store_true", help="mark the adapter use_rslora (scale alpha/sqrt(r))")
+    s.add_argument("--json", action="store_true", help="print what was written as JSON")
     s.set_defaults(func=cmd_synth)
 
     c = sub.add_parser("convert", help="convert an HF safetensors checkpoint to GGUF")

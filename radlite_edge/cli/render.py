@@ -25,26 +25,77 @@ out = Console(soft_wrap=True)
 _PIPE_WIDTH = 160
 
 
-def bytes_progress() -> Progress:
+class LineProgress:
+    """Progress for a pipe or a CI log: a line when a step starts, every ``every`` seconds, and
+    when it completes; the subset of rich's ``Progress`` API that the verbs use."""
+
+    def __init__(self, *, unit: str = "", every: float = 10.0) -> None:
+        self.unit, self.every = unit, every
+        self._tasks: dict[int, dict] = {}
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> "LineProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        task = len(self._tasks)
+        self._tasks[task] = {"description": description, "total": total, "completed": 0, "printed": None, **fields}
+        return task
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self._tasks[task]["completed"] + advance)
+
+    def update(self, task: int, *, completed: float | None = None, total: float | None = None,
+               description: str | None = None, **fields) -> None:
+        t = self._tasks[task]
+        new_step = description is not None and description != t["description"]
+        for key, value in (("completed", completed), ("total", total), ("description", description)):
+            if value is not None:
+                t[key] = value
+        t.update(fields)
+        now = time.monotonic()
+        done = t["total"] is not None and t["completed"] >= t["total"]
+        if new_step or done or t["printed"] is None or now - t["printed"] >= self.every:
+            if done and t.get("reported_done"):
+                return
+            t["printed"], t["reported_done"] = now, done
+            total_text = f"/{self._amount(t['total'])}" if t["total"] else ""
+            plain(err, f"{t['description']}: {self._amount(t['completed'])}{total_text} "
+                       f"({now - self._t0:.0f} s)")
+
+    def _amount(self, n: float) -> str:
+        return f"{n / 1e6:.1f} MB" if self.unit == "bytes" else f"{int(n)}"
+
+
+def bytes_progress() -> Progress | LineProgress:
+    if not err.is_terminal:
+        return LineProgress(unit="bytes")
     return Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=err, transient=False, disable=not err.is_terminal,
+        console=err, transient=False,
     )
 
 
-def count_progress() -> Progress:
+def count_progress() -> Progress | LineProgress:
+    if not err.is_terminal:
+        return LineProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=False, disable=not err.is_terminal)
+                    console=err, transient=False)
 
 
-def rate_progress() -> Progress:
+def rate_progress() -> Progress | LineProgress:
     """A count with its rate (samples/s), as the evaluation runner shows it."""
+    if not err.is_terminal:
+        return LineProgress()
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]:.2f} samples/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, disable=not err.is_terminal)
+                    console=err)
 
 
-def rate_callback(bar: Progress, task) -> Callable[[int, int], None]:
+def rate_callback(bar: Progress | LineProgress, task) -> Callable[[int, int], None]:
     """progress(done, total) that also shows the rate since the first call (a resumed run
     starts with its finished samples, which took no time now)."""
     start: list[float | int] = []

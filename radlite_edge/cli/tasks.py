@@ -47,18 +47,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..errors import UserError
     from ..eval_records import EvalSettings
     from ..evaluation import evaluate
+    from ..identity import identify_model
     from ..tasks.samples import read_dir
 
     samples = read_dir(Path(args.data))
     settings = EvalSettings(mode=EvalMode(args.mode), grammar=args.grammar, few_shot=args.few_shot, n=args.n,
                             seed=args.seed)
+    for model in args.models:  # every file checked before the first one runs
+        identify_model(Path(model))
     summaries = []
     for model in args.models:
-        if not Path(model).is_file():
-            raise UserError(f"{model}: no such model file")
         with rate_progress() as bar:
             task = bar.add_task(f"eval {Path(model).name}", total=None, rate=0.0)
             summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,

@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import UserError
 from ..fileio import atomic_dir
 from ..lora_recipe import RADLITE_LORA
 from ..safetensors_io import PlannedTensor, SafetensorsWriter
@@ -25,12 +26,17 @@ _SLAB = 1 << 22
 
 def adapter_plan(spec: ModelSpec, vocab_size: int, *, rank: int,
                  targets: tuple[str, ...] = RADLITE_LORA.target_modules) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
-    """(module, A shape, B shape) for every targeted linear of ``spec``."""
+    """(module, A shape, B shape) for every targeted linear of ``spec``; a rank above the
+    smaller side of a targeted matrix (a LoRA that low-rank cannot be) is refused."""
     out = []
     for name, shape, _ in tensor_plan(spec, vocab_size):
         module = name.removesuffix(".weight")
         if name.endswith(".weight") and module.rsplit(".", 1)[-1] in targets:
             out.append((module, (rank, shape[1]), (shape[0], rank)))
+    smallest = min((min(b[0], a[1]) for _, a, b in out), default=rank)
+    if not 1 <= rank <= smallest:
+        raise UserError(f"--rank {rank}: give 1 to {smallest} for {spec.name} (the smaller side of its "
+                        "smallest targeted matrix)")
     return out
 
 
