@@ -46,6 +46,10 @@ class EvalSettings:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "mode": self.mode.value}
 
+    def output_key(self) -> "EvalSettings":
+        """The settings one sample's output depends on."""
+        return dataclasses.replace(self, n=None)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EvalSettings":
         return cls(**data)
@@ -98,8 +102,10 @@ class SampleRecord:
         return cls(**data)
 
     def is_result_of(self, model: ModelId, settings: EvalSettings, digest: str) -> bool:
-        return (self.settings == settings and self.model_id is not None and self.model_id.digest == model.digest
-                and self.sample_digest == digest)
+        """The same sample, model and output settings (how many samples were asked for does not
+        change one sample's output: raising --n reuses what is done)."""
+        return (self.settings.output_key() == settings.output_key() and self.model_id is not None
+                and self.model_id.digest == model.digest and self.sample_digest == digest)
 
 
 @dataclass

@@ -26,8 +26,8 @@ _PIPE_WIDTH = 160
 
 
 class LineProgress:
-    """Progress for a pipe or a CI log: a line when a step starts, every ``every`` seconds, and
-    when it completes; the subset of rich's ``Progress`` API that the verbs use."""
+    """Progress for a pipe or a CI log: a line at a step's first progress, every ``every`` seconds,
+    and when it completes; the subset of rich's ``Progress`` API that the verbs use."""
 
     def __init__(self, *, unit: str = "", every: float = 10.0) -> None:
         self.unit, self.every = unit, every
@@ -58,6 +58,8 @@ class LineProgress:
         t.update(fields)
         now = time.monotonic()
         done = t["total"] is not None and t["completed"] >= t["total"]
+        if not t["completed"]:
+            return  # nothing done yet: a command that fails at once prints its error alone
         if new_step or done or t["printed"] is None or now - t["printed"] >= self.every:
             if done and t.get("reported_done"):
                 return
