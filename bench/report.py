@@ -42,8 +42,8 @@ def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
             raise UserError(f"{path}: no such results file (radlite bench appends to {DEFAULT_RESULTS})")
         try:
             records += read_jsonl(path)
-        except (ValueError, TypeError) as e:
-            raise UserError(f"{path}: not a results JSONL file ({e})") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: {e}") from None
     records = formats.throughput_records(records)
     if run == "latest" and records:
         last = max(records, key=lambda r: r.time).params.run

@@ -38,7 +38,7 @@ def check_writable_dir(directory: Path, *, what: str = "output") -> None:
         os.unlink(probe)
     except OSError as e:
         where = directory if existing == directory else f"{directory} (in {existing})"
-        raise UserError(f"{what} directory {where} is not writable ({e.strerror}): choose another path with -o") from None
+        raise UserError(f"{what} directory {where} is not writable ({e.strerror}): choose another path") from None
 
 
 def check_output_file(path: Path, *, flag: str) -> Path:

@@ -198,5 +198,14 @@ def append_jsonl(path: Path, results: Sequence[Result]) -> None:
 
 
 def read_jsonl(path: Path) -> list[Result]:
-    with open(path) as f:
-        return [Result.from_dict(json.loads(line)) for line in f if line.strip()]
+    """The records of a results file; ValueError naming the file's line for one that is not a record."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(Result.from_dict(json.loads(line)))
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"line {i}: not a result record ({e})") from None
+    return out

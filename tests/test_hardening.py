@@ -24,7 +24,7 @@ from radlite_edge.cli import main
 from radlite_edge.eval_records import EvalSettings
 from radlite_edge.evaluation import evaluate
 from radlite_edge.fileio import locked_append
-from radlite_edge.tasks.samples import write_jsonl
+from radlite_edge.tasks.samples import read_dir, write_jsonl
 from radlite_edge.tasks.synthetic import make_suite
 
 RADLITE = [sys.executable, "-m", "radlite_edge.cli"]
@@ -77,7 +77,7 @@ def q8(tiny_gguf):
 
 def test_eval_keys_records_on_the_model_not_its_file_name(tmp_path, tiny_gguf):
     data = _data(tmp_path)
-    samples = [s for f in data.glob("*.jsonl") for s in __import__("radlite_edge.tasks.samples").tasks.samples.read_jsonl(f)]
+    samples = read_dir(data)
     a, b = tmp_path / "a" / "model.gguf", tmp_path / "b" / "model.gguf"
     a.parent.mkdir()
     b.parent.mkdir()
@@ -284,3 +284,36 @@ def test_eval_interrupt_says_what_was_kept(tmp_path, q8):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "resumes" in err and "no partial output" not in err
+
+
+# ---------------------------------------------------------------- messages and habits
+
+
+def test_report_names_the_line_of_a_bad_record(capsys, tmp_path, q8):
+    results = tmp_path / "r.jsonl"
+    assert main(["bench", str(q8), "-t", "1", "-p", "0", "-n", "4", "-r", "1", "--tasks", "none", "--no-rss",
+                 "--no-load", "--results", str(results)]) == 0
+    good = results.read_text().splitlines()
+    results.write_text("\n".join(good[:2] + ["{not json"] + good[2:]) + "\n")
+    capsys.readouterr()
+    code, _, err = _run(capsys, "report", results, "-o", tmp_path / "rep")
+    _one_line(code, err, "r.jsonl", "line 3")
+
+
+def test_the_eval_table_of_two_models_fits_80_columns_and_keeps_every_value(tmp_path, tiny_gguf):
+    from rich.console import Console
+
+    from radlite_edge.cli.render import eval_table
+
+    data = _data(tmp_path)
+    samples = read_dir(data)
+    summaries = [evaluate(tiny_gguf(name, "q8_0"), samples, tmp_path / "out", settings=EvalSettings(n=2),
+                          n_parallel=2) for name in ("tiny-qwen2", "tiny-qwen3")]
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(eval_table(summaries, title="t"))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for s in summaries:
+        for entry in s.tasks.values():
+            assert f"{entry.value:.3f} {entry.ci95[0]:.2f}–{entry.ci95[1]:.2f}" in text
+    assert "…" not in "".join(line for line in text.splitlines() if "0." in line)

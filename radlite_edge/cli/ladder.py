@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument("model", help="model GGUF (F16/BF16/F32), or an HF checkpoint folder (converted to F16 first)")
     im.add_argument("--calib", help="calibration text file (default: the embedded synthetic radiology reports)")
     im.add_argument("-o", "--output", required=True, help="output imatrix.gguf")
-    im.add_argument("--chunk", type=values.tokens, default=DEFAULT_CHUNK,
+    im.add_argument("-c", "--ctx", "--chunk", dest="chunk", type=values.tokens, default=DEFAULT_CHUNK,
                     help=f"tokens per chunk, each from an empty cache (default {DEFAULT_CHUNK})")
     im.add_argument("--chunks", type=values.count, default=DEFAULT_CHUNKS,
                     help=f"at most this many chunks (default {DEFAULT_CHUNKS})")

@@ -126,21 +126,26 @@ def plain(console: Console, text: str) -> None:
 
 
 def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bool = True) -> Table:
-    """Task × model table of the primary metric, one column per evaluated model."""
+    """Task × model table of the primary metric, one column per evaluated model.
+
+    Laid out for 80 columns with two models: the metric sits under the task name, n has a
+    column of its own, and a value is never cut (a long model name is abbreviated instead).
+    """
     table = Table(title=title)
-    table.add_column("task")
-    table.add_column("metric")
+    table.add_column("task / metric", no_wrap=True, overflow="ellipsis")
+    table.add_column("n", justify="right", no_wrap=True)
     for s in summaries:
-        table.add_column(s.model, justify="right")
+        table.add_column(f"{s.model_id.name} {s.model_id.level}", justify="right", no_wrap=True,
+                         overflow="ellipsis", min_width=digits + 2 + (11 if interval else 0))
     for task_name, first in summaries[0].tasks.items():
         cells = []
         for s in summaries:
             e = s.tasks[task_name]
-            cell = f"{e.value:.{digits}f}"
-            if interval:
-                cell += f" [{e.ci95[0]:.2f}, {e.ci95[1]:.2f}] n={e.n}"
-            cells.append(cell)
-        table.add_row(task_name, first.metric, *cells)
+            cells.append(f"{e.value:.{digits}f}" + (f" {e.ci95[0]:.2f}–{e.ci95[1]:.2f}" if interval else ""))
+        ns = {s.tasks[task_name].n for s in summaries}
+        table.add_row(f"{task_name}\n[dim]{first.metric}[/dim]", "/".join(map(str, sorted(ns))), *cells)
+    if interval:
+        table.caption = "value, then its 95 % bootstrap interval"
     return table
 
 

@@ -42,7 +42,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         print_json({"files": written})
     else:
         for path, n in written.items():
-            plain(err, f"{path}: {n} samples")
+            plain(out, f"{path}: {n} samples")
     return 0
 
 
