@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # The llama.cpp behind the runtime: pinned once, in pyproject.toml.
 LLAMA_CPP_PYTHON := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
-SOURCES := pyproject.toml CMakeLists.txt bench/native/radlite_native.c
+SOURCES := pyproject.toml CMakeLists.txt convert/native/module.c convert/native/quants.c bench/native/bandwidth.c
 # llama.cpp's own tools, built from the same sources as the pinned llama-cpp-python
-# (bench/llama_cpp_ref.py looks for them here).
+# (benchmarks/llama_cpp_ref.py looks for them here).
 LLAMA_TOOLS    := build/llama-bench-build/bin
 LLAMA_BENCH    := $(LLAMA_TOOLS)/llama-bench
 LLAMA_QUANTIZE := $(LLAMA_TOOLS)/llama-quantize
@@ -55,14 +55,14 @@ build/llama-cpp-src/.unpacked: pyproject.toml | $(BIN)/python
 	touch $@
 
 bench-kernels: $(VENV)/.test
-	$(BIN)/python -m radlite_edge.bench.quant_speed
-	$(BIN)/python -m pytest bench/bench_kernels.py --benchmark-enable -p no:cacheprovider -q
+	$(BIN)/python -m benchmarks.quant_speed
+	$(BIN)/python -m pytest benchmarks/bench_kernels.py --benchmark-enable -p no:cacheprovider -q
 
 bench-convert: $(VENV)/.test build/llama-cpp-src/.unpacked
-	$(BIN)/python -m radlite_edge.bench.convert_speed --with-llama-cpp
+	$(BIN)/python -m benchmarks.convert_speed --with-llama-cpp
 
 bench-merge: $(VENV)/.test
-	$(BIN)/python -m radlite_edge.bench.merge_speed
+	$(BIN)/python -m benchmarks.merge_speed
 
 # llama.cpp's own llama-bench, from the same sources as the pinned llama-cpp-python: the
 # reference `radlite bench` is held against. Only that target is built (a few minutes).
@@ -75,7 +75,7 @@ $(LLAMA_BENCH): build/llama-cpp-src/.unpacked
 
 # Throughput, memory and the roofline for the full-size shapes (docs/BENCHMARKS.md, issue 6).
 bench-throughput: $(VENV)/.test $(LLAMA_BENCH)
-	$(BIN)/python -m radlite_edge.bench.vs_llama_bench --models-dir models
+	$(BIN)/python -m benchmarks.vs_llama_bench --models-dir models
 	$(BIN)/radlite bench --synthetic qwen2.5-3b,qwen3-4b --levels q8_0,q4_k_m,q2_k -t 1,2 -r 3 --models-dir models
 
 # llama.cpp's llama-quantize and llama-imatrix, in llama-bench's build tree: the references
@@ -86,7 +86,7 @@ $(LLAMA_QUANTIZE): $(LLAMA_BENCH)
 
 # The ladder for the full-size Qwen2.5-3B shape, beside llama-quantize (docs/BENCHMARKS.md).
 bench-quantize: $(VENV)/.test $(LLAMA_QUANTIZE)
-	$(BIN)/python -m radlite_edge.bench.quantize_ladder --models models -t 2 --with-llama-quantize
+	$(BIN)/python -m benchmarks.quantize_ladder --models models -t 2 --with-llama-quantize
 
 clean:
 	rm -rf build runs .pytest_cache

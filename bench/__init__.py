@@ -1,1 +1,1 @@
-"""Benchmarks: memory bandwidth (the roofline), kernels, conversion; more to come."""
+"""The product's measurements: throughput grid, roofline and bandwidth probe, fidelity, reports."""

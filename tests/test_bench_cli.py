@@ -181,7 +181,7 @@ def test_repack_off_is_recorded_and_its_own_series(capsys, tmp_path, tiny_gguf):
 
 
 def test_decode_shape_times_every_shape_and_refuses_too_many_streams(capsys, tiny_gguf):
-    from radlite_edge.bench import decode_shape
+    from benchmarks import decode_shape
 
     model = str(tiny_gguf("tiny-qwen2", "q8_0"))
     assert decode_shape.main([model, "-t", "1", "--rows", "1,9", "--streams", "1,3", "-r", "2"]) == 0

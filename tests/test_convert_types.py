@@ -101,7 +101,7 @@ def test_streaming_keeps_peak_rss_far_below_checkpoint_size(tmp_path):
     ckpt = write_checkpoint(spec, tmp_path / "mid", seed=0)
     size = sum(f.stat().st_size for f in ckpt.glob("*.safetensors"))
     assert size > 1.4e9
-    from radlite_edge.bench.convert_speed import run_measured
+    from radlite_edge.bench.measure import run_measured
 
     _, peak = run_measured([sys.executable, "-m", "radlite_edge.cli", "convert", str(ckpt), "-o",
                             str(tmp_path / "mid.gguf"), "--outtype", "f16"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from radlite_edge.bench.fidelity import measure_fidelity
-from radlite_edge.bench.llama_cpp_ref import find_tool
+from benchmarks.llama_cpp_ref import find_tool
 from radlite_edge.cli import main
 from radlite_edge.convert.imatrix import (CALIBRATION_SEED, calibration_pieces, compute_imatrix, make_imatrix,
                                          read_imatrix)

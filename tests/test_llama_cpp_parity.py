@@ -14,7 +14,7 @@ import gguf
 import numpy as np
 import pytest
 
-from radlite_edge.bench.llama_cpp_ref import command, find_source
+from benchmarks.llama_cpp_ref import command, find_source
 
 from .conftest import TINY
 
@@ -43,7 +43,8 @@ def _fields(reader: gguf.GGUFReader) -> dict[str, object]:
 @pytest.mark.parametrize("name", TINY)
 def test_same_file_as_llama_cpp_converter(tmp_path, tiny_checkpoint, tiny_gguf, name, outtype):
     ref_path = tmp_path / "ref.gguf"
-    r = subprocess.run(command(tiny_checkpoint(name), ref_path, outtype), capture_output=True, text=True)
+    argv, env = command(tiny_checkpoint(name), ref_path, outtype)
+    r = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     ref, ours = gguf.GGUFReader(ref_path), gguf.GGUFReader(tiny_gguf(name, outtype))
 

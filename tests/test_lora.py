@@ -177,7 +177,7 @@ def test_export_equals_llama_cpp_lora_converter(peft_adapter, tmp_path):
 
     import gguf
 
-    from radlite_edge.bench.llama_cpp_ref import find_source
+    from benchmarks.llama_cpp_ref import find_source
 
     src = find_source()
     if src is None:

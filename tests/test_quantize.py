@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as QT
 
-from radlite_edge.bench.llama_cpp_ref import find_tool
+from benchmarks.llama_cpp_ref import find_tool
 from radlite_edge.cli import main
 from radlite_edge.convert.imatrix import ImatrixData, make_imatrix, read_imatrix, write_imatrix
 from radlite_edge.convert.inspect_gguf import summarize

@@ -110,3 +110,12 @@ def test_the_wheel_maps_only_product_folders():
 
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["scikit-build"]["wheel"]["packages"]
     assert set(packages.values()) == set(PACKAGES)
+
+
+def test_the_product_imports_no_study():
+    """benchmarks/ is not installed: no installed module may import it, even lazily."""
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            assert not any(n == "benchmarks" or n.startswith("benchmarks.") for n in names), f"{module} imports {names}"

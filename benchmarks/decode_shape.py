@@ -1,8 +1,8 @@
 """What one llama_decode call costs by its shape: rows, and the streams they are spread over.
 
-    python -m radlite_edge.bench.decode_shape MODEL.gguf [-t 2] [--rows 1,4,7,8,16,32,64,128] [--streams 1,7] [-r 3]
+    python -m benchmarks.decode_shape MODEL.gguf [-t 2] [--rows 1,4,7,8,16,32,64,128] [--streams 1,7] [-r 3]
 
-The evaluation runner's time is a sum of such calls (bench/eval_speed.py): a prompt suffix
+The evaluation runner's time is a sum of such calls (benchmarks/eval_speed.py): a prompt suffix
 is one call of its length on one stream; a decode step is one row on each of up to 7
 streams; a constrained answer that left its label set is a few rows on each stream. The
 calls go through the engine's own parallel context (one KV stream per sequence, the

@@ -1,7 +1,7 @@
 """The quantization ladder for the full-size Qwen2.5-3B-shaped model: size and bits per
 weight per level next to the paper's Q4_K_M, and the time to make each level.
 
-    python -m radlite_edge.bench.quantize_ladder [--checkpoint DIR] [--models DIR] [--levels q8_0,...]
+    python -m benchmarks.quantize_ladder [--checkpoint DIR] [--models DIR] [--levels q8_0,...]
         [-t 2] [-r 1] [--imatrix-chunks 8] [--with-llama-quantize [--ref-levels q8_0,q4_k_m,q2_k]]
 
 Without ``--checkpoint`` it makes (once, cached under ``--models``) the random checkpoint
@@ -29,14 +29,15 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
-from radlite_edge.bench.convert_speed import ensure_checkpoint
-from radlite_edge.bench.llama_cpp_ref import find_tool
 from radlite_edge.bench.throughput import warm_page_cache
 from radlite_edge.convert.hf_to_gguf import convert_checkpoint
 from radlite_edge.convert.imatrix import make_imatrix, read_imatrix
 from radlite_edge.convert.inspect_gguf import summarize
 from radlite_edge.convert.quantize import llama_quantize, parse_levels
 from radlite_edge.results import Result, append_jsonl
+
+from .convert_speed import ensure_checkpoint
+from .llama_cpp_ref import find_tool
 
 LADDER = "q8_0,q6_k,q5_k_m,q5_0,q4_k_m,q4_k_s,q4_0,iq4_xs,q3_k_m,q3_k_s,q2_k,iq3_xxs,iq2_xs"
 PAPER_Q4_K_M_GB = 1.8  # RadLite: Qwen2.5-3B Q4_K_M

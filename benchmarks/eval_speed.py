@@ -1,6 +1,6 @@
 """Evaluation runner speed: the fast path beside the RadLite notebook's naive path.
 
-    python -m radlite_edge.bench.eval_speed MODEL.gguf [--n 4] [-t 2] [--parallel 7] [--repack 0|1]
+    python -m benchmarks.eval_speed MODEL.gguf [--n 4] [-t 2] [--parallel 7] [--repack 0|1]
 
 Same model, tasks and samples (the synthetic suite), in one run:
 - naive: one ``Llama.__call__`` per sample with the full prompt and the task's max_tokens

@@ -1,6 +1,6 @@
 """The Python path's decode speed beside llama.cpp's own llama-bench, on the same file and threads.
 
-    python -m radlite_edge.bench.vs_llama_bench MODEL.gguf... [-t 2] [-n 128] [-r 3] [--rounds 3]
+    python -m benchmarks.vs_llama_bench MODEL.gguf... [-t 2] [-n 128] [-r 3] [--rounds 3]
     # or, for the full-size Qwen2.5-3B-shaped Q4_K_M and Q8_0 in --models-dir: make bench-throughput
 
 The two alternate in rounds (Python first in even rounds, llama-bench first in odd ones)
@@ -26,10 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
+from radlite_edge.bench import throughput as tp
+from radlite_edge.bench.roofline import model_bytes
 from radlite_edge.results import Result, append_jsonl
-
-from . import throughput as tp
-from .roofline import model_bytes
 
 LLAMA_BENCH = Path("build/llama-bench-build/bin/llama-bench")
 WITHIN = 0.05  # the issue's bar: the Python path within 5 % of llama-bench

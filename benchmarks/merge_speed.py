@@ -1,6 +1,6 @@
 """LoRA merge cost: radlite (torch-free, streaming) beside peft, on the full-size shapes.
 
-    python -m radlite_edge.bench.merge_speed [--models models] [-r 1]
+    python -m benchmarks.merge_speed [--models models] [-r 1]
 
 Makes (once, cached) the Qwen2.5-3B-shaped random checkpoint and a random r=64/alpha=128
 adapter on all 7 projections (the RadLite recipe), then measures in one session, each in
@@ -26,12 +26,12 @@ from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
+from radlite_edge.bench.measure import run_measured
+from radlite_edge.bench.throughput import warm_page_cache
 from radlite_edge.results import Result, append_jsonl
 from radlite_edge.synth.adapters import write_adapter
 from radlite_edge.synth.models import SPECS, is_current, vocab_size_of, write_checkpoint
 
-from .convert_speed import run_measured
-from .throughput import warm_page_cache
 
 PEFT_ROUTE = """
 import sys, torch

@@ -1,59 +1,33 @@
 """Conversion cost: wall time and peak RSS of ``radlite convert`` per output type.
 
-    python -m radlite_edge.bench.convert_speed [--checkpoint DIR] [--outtypes f16,q8_0] [-r 3]
+    python -m benchmarks.convert_speed [--checkpoint DIR] [--outtypes f16,q8_0] [-r 3]
         [--with-llama-cpp]
 
 Without ``--checkpoint`` it makes (once, cached under ``models/``) the full-size random
 checkpoint with the exact Qwen2.5-3B-Instruct shapes. Each conversion runs in its own
 process so its peak RSS is measured alone (``wait4``); the first run warms the page
-cache and is discarded. With ``--reference``, llama.cpp's own converter runs on the
+cache and is discarded. With ``--with-llama-cpp``, llama.cpp's own converter runs on the
 same checkpoint in the same session, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from radlite_edge import machine
-from radlite_edge.bench import llama_cpp_ref
+from radlite_edge.bench.measure import run_measured
 from radlite_edge.results import Result, append_jsonl
 from radlite_edge.synth.models import SPECS, is_current, write_checkpoint
 
-
-# Run the command from a small launcher process and report the child's rusage. Measuring
-# from the benchmark (or a test) directly would count the parent's own memory: Python
-# starts children with vfork, and Linux charges the parent's high-water mark to a
-# vforked child's ru_maxrss. The launcher is ~10 MB, so that is the most it can add.
-_LAUNCHER = """
-import json, os, subprocess, sys
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(p.pid, 0)
-print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}))
-"""
-
-
-def run_measured(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one child process; raises if it fails."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise RuntimeError(f"launcher failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    if report["code"] != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({report['code']}): {proc.stderr[-2000:]}")
-    return wall, report["maxrss_kib"] * 1024  # Linux reports KiB
+from . import llama_cpp_ref
 
 
 def ensure_checkpoint(models: Path, console: Console) -> Path:
@@ -85,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"machine: {machine.one_line()}")
     console.print(f"checkpoint: {ckpt} · reps {args.reps} (+1 warm-up) · {args.threads} threads")
 
-    tools = [("radlite", lambda o, t: [sys.executable, "-m", "radlite_edge.cli", "convert", str(ckpt), "-o", str(o),
-                                       "--outtype", t, "-t", str(args.threads)])]
+    # each tool: (output, outtype) -> (argv, environment or None for this one's)
+    tools = [("radlite", lambda o, t: ([sys.executable, "-m", "radlite_edge.cli", "convert", str(ckpt), "-o", str(o),
+                                        "--outtype", t, "-t", str(args.threads)], None))]
     if args.with_llama_cpp:
         if llama_cpp_ref.find_source() is None:
             console.print("llama.cpp source not found: run `make llama-cpp-src` first")
@@ -101,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             out = workdir / f"bench-{tool}-{outtype}.gguf"
             walls, rss, size = [], [], 0
             for rep in range(args.reps + 1):
-                wall, peak = run_measured(make_cmd(out, outtype))
+                wall, peak = run_measured(*make_cmd(out, outtype))
                 size = out.stat().st_size
                 out.unlink()
                 if rep:  # the first run warms the page cache

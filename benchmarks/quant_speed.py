@@ -1,6 +1,6 @@
 """The C quantizers against the gguf library's numpy, side by side in one run.
 
-    python -m radlite_edge.bench.quant_speed [--rows 2048 --cols 2048] [-r 5]
+    python -m benchmarks.quant_speed [--rows 2048 --cols 2048] [-r 5]
 
 Each repetition quantizes the same float32 matrix with both implementations (the C
 kernel on 1 thread and on every usable CPU); the bytes are checked equal, and the

@@ -1,6 +1,6 @@
 """pytest-benchmark suite: what the Python path adds to each generated token.
 
-    pytest bench/bench_overhead.py --benchmark-enable
+    pytest benchmarks/bench_overhead.py --benchmark-enable
 
 One single-token decode of a tiny model (its compute is a few tens of microseconds, so
 the Python layers show) reached four ways, from bare ctypes to a sampled generation:
@@ -11,7 +11,7 @@ the Python layers show) reached four ways, from bare ctypes to a sampled generat
     generate          next() of ``Llama.generate``: decode + llama.cpp's greedy sampler
 
 On a full-size model a token costs 70-300 ms, so the gaps here bound the Python path's
-share of tg; ``python -m radlite_edge.bench.vs_llama_bench`` measures that share directly.
+share of tg; ``python -m benchmarks.vs_llama_bench`` measures that share directly.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """pytest-benchmark suite: each C kernel beside the gguf library's numpy.
 
-    pytest bench/bench_kernels.py --benchmark-enable
+    pytest benchmarks/bench_kernels.py --benchmark-enable
 
 Groups pair the two implementations of a type so pytest-benchmark's table shows them
-together; ``python -m radlite_edge.bench.quant_speed`` prints the ratios directly.
+together; ``python -m benchmarks.quant_speed`` prints the ratios directly.
 """
 
 from __future__ import annotations
