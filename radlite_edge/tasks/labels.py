@@ -10,7 +10,7 @@ TASK_NAMES: tuple[str, ...] = (
 
 # System name as the output writes it -> categories, in the system's own notation.
 RADS_SYSTEMS: dict[str, tuple[str, ...]] = {
-    "BI-RADS": ("0", "1", "2", "3", "4A", "4B", "4C", "5", "6"),
+    "BI-RADS": ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6"),
     "TI-RADS": ("TR1", "TR2", "TR3", "TR4", "TR5"),
     "LI-RADS": ("LR-1", "LR-2", "LR-3", "LR-4", "LR-5", "LR-M", "LR-TIV"),
     "PI-RADS": ("1", "2", "3", "4", "5"),

@@ -1,8 +1,9 @@
-"""The 9 RadLite tasks: one entry each, the only place a prompt or a metric is stated.
+"""The 9 RadLite tasks: one entry each, the only place a task's scoring is stated.
 
-Training data formatting, evaluation, the runtime and the benchmarks all read this. The
-prompt is the paper's ChatML: the shared system prompt, then a user turn that begins with
-``[TASK: <name>]``, the task's instruction, and the input.
+Training data formatting, evaluation, the runtime and the benchmarks all read this. Each
+task's prompt and max tokens are the published interface's (``interface.py``, read from the
+packaged ``radlite_interface.json``): the shared system prompt, then the task's template with
+the input in place of ``{report}``, rendered by a prompt profile (``prompts.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from .constraint import OutputLanguage
 from .labels import (
     CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NER_TYPES, NLI_LABELS, RADS_LABELS,
 )
+from .interface import PUBLISHED
 from .prompts import DEFAULT_PROFILE, PromptProfile
 from .samples import Sample
 
-SYSTEM_PROMPT = "You are an expert radiologist. Follow the instructions and provide an accurate response."
+SYSTEM_PROMPT = PUBLISHED.system_prompt
 
 
 def _chexpert_parse_ref(s: Sample) -> dict[str, str]:
@@ -33,8 +35,6 @@ def _label_accuracy(pred: dict | None, ref: dict) -> float:
 @dataclass(frozen=True)
 class Task:
     name: str
-    instruction: str
-    max_tokens: int
     parse: Callable[[str], Any]
     # the reference value a parse is compared with (default: parse the reference text)
     truth: Callable[[Sample], Any] | None
@@ -46,11 +46,15 @@ class Task:
     # the primary metric reads the raw output against the reference text (NER: ROUGE-L, as the paper)
     score_text: bool = False
 
+    @property
+    def max_tokens(self) -> int:
+        return PUBLISHED.max_tokens[self.name]
+
     def reference_value(self, sample: Sample) -> Any:
         return self.truth(sample) if self.truth else self.parse(sample.reference)
 
     def user_turn(self, input_text: str) -> str:
-        return f"[TASK: {self.name}] {self.instruction}\n\n{input_text}"
+        return PUBLISHED.user_turn(self.name, input_text)
 
     def messages(self, input_text: str, examples: Sequence[Sample] = ()) -> list[dict[str, str]]:
         """ChatML messages; few-shot examples come as earlier user/assistant turns."""
@@ -115,43 +119,21 @@ _CHEXPERT_LANGUAGE = OutputLanguage(
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
-        Task("rads_assignment",
-             "Assign the RADS category for this report. Answer with the system and its category "
-             "(for example: TI-RADS TR4, BI-RADS 4A, LI-RADS LR-5), or No applicable RADS.",
-             16, parsers.parse_rads, None, metrics.exact, "accuracy",
+        Task("rads_assignment", parsers.parse_rads, None, metrics.exact, "accuracy",
              OutputLanguage.choice(RADS_LABELS), _rads_summary),
-        Task("impression_generation",
-             "Write the impression for these findings.",
-             128, parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL",
+        Task("impression_generation", parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL",
              None, _text_summary),
-        Task("temporal_comparison",
-             "Compare the current report with the prior one. List each finding that changed or stayed, "
-             "one per line, as 'finding: change' with change one of new, worsened, improved, resolved, unchanged.",
-             96, parsers.parse_temporal, lambda s: {tuple(p) for p in s.labels["pairs"]}, metrics.jaccard,
-             "jaccard", None, _temporal_summary),
-        Task("radiology_ner",
-             "Extract the entities of this report, one per line, as 'text | TYPE' with TYPE one of "
-             + ", ".join(NER_TYPES) + ".",
-             128, parsers.parse_ner, lambda s: {tuple(e) for e in s.labels["entities"]},
+        Task("temporal_comparison", parsers.parse_temporal, lambda s: {tuple(p) for p in s.labels["pairs"]},
+             metrics.jaccard, "jaccard", None, _temporal_summary),
+        Task("radiology_ner", parsers.parse_ner, lambda s: {tuple(e) for e in s.labels["entities"]},
              metrics.rouge_l, "rougeL", None, _ner_summary, score_text=True),
-        Task("n_staging",
-             "Give the N stage (N0, N1, N2 or N3) from this report.",
-             8, parsers.parse_n_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(N_STAGES)),
-        Task("m_staging",
-             "Give the M stage (M0 or M1) from this report.",
-             8, parsers.parse_m_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(M_STAGES)),
-        Task("radiology_nli",
-             "Does the premise entail, contradict, or is it neutral to the hypothesis? "
-             "Answer entailment, contradiction or neutral.",
-             8, parsers.parse_nli, None, metrics.exact, "accuracy", OutputLanguage.choice(NLI_LABELS), _nli_summary),
-        Task("abnormality_detection",
-             "For each of the 14 CheXpert labels, state positive, negative or uncertain, one per line as "
-             "'Label: value'.",
-             160, parsers.parse_chexpert, _chexpert_parse_ref, _label_accuracy, "label_accuracy",
-             _CHEXPERT_LANGUAGE, _chexpert_summary),
-        Task("radiology_qa",
-             "Answer the question about this report briefly.",
-             64, parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL"),
+        Task("n_staging", parsers.parse_n_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(N_STAGES)),
+        Task("m_staging", parsers.parse_m_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(M_STAGES)),
+        Task("radiology_nli", parsers.parse_nli, None, metrics.exact, "accuracy", OutputLanguage.choice(NLI_LABELS),
+             _nli_summary),
+        Task("abnormality_detection", parsers.parse_chexpert, _chexpert_parse_ref, _label_accuracy,
+             "label_accuracy", _CHEXPERT_LANGUAGE, _chexpert_summary),
+        Task("radiology_qa", parsers.parse_free_text, lambda s: s.reference, metrics.rouge_l, "rougeL"),
     )
 }
 
