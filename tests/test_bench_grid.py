@@ -17,6 +17,7 @@ from radlite_edge.bench.dashboard import Dashboard, DashboardState, ProgressLine
 from radlite_edge.bench.grid import GridSpec, default_threads, parse_list, plan_cells, run_grid, task_requests
 from radlite_edge.bench.report import load_records, make_report
 from radlite_edge.errors import UserError
+from radlite_edge.tasks import TASKS
 from radlite_edge.results import append_jsonl, read_jsonl
 
 REPS = 3
@@ -105,7 +106,7 @@ def test_load_memory_and_request_records(grid):
         assert by[(model, "peak_rss_bytes")].value > 10 << 20  # Python and llama.cpp at least
         assert by[(model, "kv_cache_bytes")].value > 0
         request = by[(model, "total_s")]
-        assert request.params.max_tokens == 8 and request.params.prompt_tokens > 20
+        assert request.params.max_tokens == TASKS["n_staging"].max_tokens and request.params.prompt_tokens > 20
         assert by[(model, "ttft_s")].value <= request.value
 
 
