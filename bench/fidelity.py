@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import gguf
 import numpy as np
 from rich.table import Table
 
 from radlite_edge.convert.inspect_gguf import open_complete, open_model, summarize
 from radlite_edge.errors import UserError
-from radlite_edge.levels import level_for_ftype
+from radlite_edge.identity import ModelId, identify_model
+from radlite_edge.limits import check_context
 from radlite_edge.llm import load
-from radlite_edge.results import Result
+from radlite_edge.results import FidelityParams, Result
 from radlite_edge.synth.corpus import radiology_corpus
 from radlite_edge.token_windows import joined_pieces, text_pieces, token_windows
 
@@ -70,11 +72,8 @@ class _Tally:
 
 
 def level_name(path: Path) -> str:
-    """The level in the table whose ftype the file declares, else the file name."""
-    reader = open_complete(path)
-    field = reader.fields.get("general.file_type")
-    level = level_for_ftype(int(field.contents())) if field is not None else None
-    return level.name if level else Path(path).stem
+    """The level of a file, as its identity names it (identity.py)."""
+    return identify_model(path).level
 
 
 def held_out_pieces(text: Path | None) -> tuple[Iterable[str], str]:
@@ -96,6 +95,65 @@ def _open(path: Path, ctx: int, n_threads: int | None):
     return load(path, n_ctx=ctx, n_threads=n_threads, n_batch=ctx, n_ubatch=ctx, logits_all=True)
 
 
+def check_same_model(reference: Path, candidates: Sequence[Path]) -> None:
+    """Refuse a candidate that is not a level of the reference's model: another architecture,
+    vocabulary, or set of tensor names and shapes (KLD between two models measures nothing)."""
+    def shape_of(path: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
+        reader = open_model(path)
+        arch = reader.fields[gguf.Keys.General.ARCHITECTURE].contents()
+        return arch, {t.name: tuple(int(d) for d in t.shape) for t in reader.tensors}
+
+    ref_arch, ref_shapes = shape_of(reference)
+    for path in candidates:
+        arch, shapes = shape_of(path)
+        if arch != ref_arch:
+            raise UserError(f"{path}: a {arch} model, {reference} is {ref_arch}: compare levels of the same model")
+        differ = sorted(n for n in set(shapes) | set(ref_shapes) if shapes.get(n) != ref_shapes.get(n))
+        if differ:
+            raise UserError(f"{path}: tensors differ from {reference}'s ({differ[0]}"
+                            f"{f' and {len(differ) - 1} more' if len(differ) > 1 else ''}): compare levels of the "
+                            "same model")
+
+
+def _score_window(window: list[int], ref, models, tallies) -> float:
+    """Evaluate one window in every model; add each candidate's KLD, top-1 matches and NLL to its
+    tally, ``_ROW_BLOCK`` rows of logits at a time; return the reference's NLL."""
+    n = len(window) - 1  # positions with a next token to predict
+    for llm in (ref, *models):
+        llm.reset()
+        llm.eval(window)
+    nxt = np.asarray(window[1:], dtype=np.int64)
+    ref_nll = 0.0
+    for a in range(0, n, _ROW_BLOCK):
+        b = min(n, a + _ROW_BLOCK)
+        rows = np.arange(b - a)
+        lp0 = _log_softmax(ref.scores[a:b])
+        p0 = np.exp(lp0)
+        top0 = lp0.argmax(axis=1)
+        ref_nll -= lp0[rows, nxt[a:b]].sum()
+        for llm, tally in zip(models, tallies):
+            lp1 = _log_softmax(llm.scores[a:b])
+            # a KLD is never negative: what float rounding takes below zero is zero
+            tally.kld.append(np.maximum(np.einsum("ij,ij->i", p0, lp0 - lp1), 0.0).astype(np.float32))
+            tally.same_top += int((lp1.argmax(axis=1) == top0).sum())
+            tally.nll -= lp1[rows, nxt[a:b]].sum()
+            tally.n += b - a
+    return ref_nll
+
+
+def _fidelity_row(path: Path, tally: _Tally, ppl_ref: float) -> Fidelity:
+    kld = np.concatenate(tally.kld)
+    tally.kld.clear()
+    summary = summarize(path)
+    return Fidelity(
+        path=path, level=level_name(path), n_positions=tally.n, kld_mean=float(kld.mean(dtype=np.float64)),
+        kld_sd=float(kld.std(ddof=1, dtype=np.float64)) if kld.size > 1 else 0.0,
+        kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)), top1=tally.same_top / tally.n,
+        ppl=math.exp(tally.nll / tally.n), ppl_ref=ppl_ref, bytes=summary.file_bytes,
+        bits_per_weight=summary.bits_per_weight,
+    )
+
+
 def measure_fidelity(
     reference: Path,
     candidates: Sequence[Path],
@@ -115,16 +173,14 @@ def measure_fidelity(
         raise UserError(f"-c {ctx}: a window needs at least 2 tokens")
     reference = Path(reference)
     candidates = [Path(c) for c in candidates]
+    check_context(ctx, identify_model(reference).n_ctx_train, what="-c")
+    check_same_model(reference, candidates)
     pieces, text_name = held_out_pieces(text)
     ref = _open(reference, ctx, n_threads)
     models = []
     try:
         for path in candidates:
-            llm = _open(path, ctx, n_threads)
-            models.append(llm)
-            if llm.n_vocab() != ref.n_vocab():
-                raise UserError(f"{path}: a vocabulary of {llm.n_vocab()} tokens, {reference} has {ref.n_vocab()}: "
-                                f"compare levels of the same model")
+            models.append(_open(path, ctx, n_threads))
         vocab = llama_cpp.llama_model_get_vocab(ref.model)
         bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
         tallies = [_Tally() for _ in candidates]
@@ -135,25 +191,8 @@ def measure_fidelity(
 
         for window in token_windows(tokenize, pieces, ctx, first_token=bos, keep_partial=True,
                                     max_windows=max_windows):
-            n = len(window) - 1  # positions with a next token to predict
-            for llm in (ref, *models):
-                llm.reset()
-                llm.eval(window)
-            nxt = np.asarray(window[1:], dtype=np.int64)
-            for a in range(0, n, _ROW_BLOCK):
-                b = min(n, a + _ROW_BLOCK)
-                rows = np.arange(b - a)
-                lp0 = _log_softmax(ref.scores[a:b])
-                p0 = np.exp(lp0)
-                top0 = lp0.argmax(axis=1)
-                ref_nll -= lp0[rows, nxt[a:b]].sum()
-                for llm, tally in zip(models, tallies):
-                    lp1 = _log_softmax(llm.scores[a:b])
-                    tally.kld.append(np.einsum("ij,ij->i", p0, lp0 - lp1).astype(np.float32))
-                    tally.same_top += int((lp1.argmax(axis=1) == top0).sum())
-                    tally.nll -= lp1[rows, nxt[a:b]].sum()
-                    tally.n += b - a
-            n_positions += n
+            ref_nll += _score_window(window, ref, models, tallies)
+            n_positions += len(window) - 1
             n_windows += 1
             if progress:
                 progress(n_windows, n_positions)
@@ -162,37 +201,27 @@ def measure_fidelity(
             llm.close()
     if n_positions == 0:
         raise UserError(f"{text_name}: too short to score: it needs at least 2 tokens")
-
     ppl_ref = math.exp(ref_nll / n_positions)
-    rows_out = []
-    for path, tally in zip(candidates, tallies):
-        kld = np.concatenate(tally.kld)
-        tally.kld.clear()
-        summary = summarize(path)
-        rows_out.append(Fidelity(
-            path=path, level=level_name(path), n_positions=tally.n, kld_mean=float(kld.mean(dtype=np.float64)),
-            kld_sd=float(kld.std(ddof=1, dtype=np.float64)) if kld.size > 1 else 0.0,
-            kld_median=float(np.median(kld)), kld_p99=float(np.percentile(kld, 99)), top1=tally.same_top / tally.n, ppl=math.exp(tally.nll / tally.n),
-            ppl_ref=ppl_ref, bytes=summary.file_bytes, bits_per_weight=summary.bits_per_weight,
-        ))
     facts = {"reference": str(reference), "text": text_name, "ctx": ctx, "windows": n_windows,
              "positions": n_positions, "ppl_reference": ppl_ref}
-    return rows_out, facts
+    return [_fidelity_row(path, tally, ppl_ref) for path, tally in zip(candidates, tallies)], facts
 
 
-def to_results(rows: Sequence[Fidelity], facts: dict, *, model: str) -> list[Result]:
-    """The figures as result records (DESIGN.md): one per metric and level.
+def to_results(rows: Sequence[Fidelity], facts: dict, *, reference: ModelId) -> list[Result]:
+    """The figures as result records (DESIGN.md): one per metric and level, each carrying the
+    identity of the file it measures and, in its params, the reference's.
 
     ``n`` is the number of scored positions; ``stat`` says what the value is over them.
     """
     out = []
     for r in rows:
-        params = {**facts, "file": str(r.path)}
+        measured = identify_model(r.path)
+        params = FidelityParams(**facts, file=str(r.path), reference_id=reference)
 
         def rec(metric: str, value: float, *, unit: str = "", stat: str = "mean", spread: float | None = None,
                 n: int = r.n_positions) -> Result:
-            return Result(model=model, level=r.level, benchmark="fidelity", metric=metric, value=float(value), n=n,
-                          spread=spread, unit=unit, stat=stat, params=params)
+            return Result(model=measured.name, level=r.level, benchmark="fidelity", metric=metric, value=float(value),
+                          n=n, spread=spread, unit=unit, stat=stat, params=params, model_id=measured)
 
         out += [
             rec("kld_mean", r.kld_mean, unit="nat", spread=r.kld_sd), rec("kld_median", r.kld_median, unit="nat",
@@ -205,12 +234,14 @@ def to_results(rows: Sequence[Fidelity], facts: dict, *, model: str) -> list[Res
 
 
 def fidelity_table(rows: Sequence[Fidelity], facts: dict) -> Table:
+    """Fits 80 columns: the numbers are never cut; a long file name is abbreviated instead."""
     table = Table(title=f"fidelity vs {Path(facts['reference']).name} · {facts['positions']} positions in "
                         f"{facts['windows']} windows of {facts['ctx']} tokens · PPL(ref) {facts['ppl_reference']:.4g}")
-    for col in ("level", "file", "MiB", "bits/w", "KLD mean", "KLD median", "KLD p99", "top-1", "PPL", "PPL ratio"):
-        table.add_column(col, justify="left" if col in ("level", "file") else "right")
+    table.add_column("level / file", no_wrap=True, overflow="ellipsis", max_width=20)
+    for col in ("MiB", "bit/w", "KLD mean", "KLD p99", "top-1", "PPL ratio"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(r.level, r.path.name, f"{r.bytes / 2**20:.2f}", f"{r.bits_per_weight:.2f}", f"{r.kld_mean:.4g}",
-                      f"{r.kld_median:.4g}", f"{r.kld_p99:.4g}", f"{100 * r.top1:.2f}%", f"{r.ppl:.4g}",
-                      f"{r.ppl_ratio:.4f}")
+        table.add_row(f"{r.level}\n[dim]{r.path.name}[/dim]", f"{r.bytes / 2**20:.1f}", f"{r.bits_per_weight:.2f}",
+                      f"{r.kld_mean:.3g}", f"{r.kld_p99:.3g}", f"{100 * r.top1:.1f}%", f"{r.ppl_ratio:.4f}")
+    table.caption = "KLD in nats per position against the reference (median in --json and the records)"
     return table

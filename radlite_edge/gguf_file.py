@@ -43,3 +43,9 @@ def open_model(path: Path) -> gguf.GGUFReader:
     if kind is not None and kind.contents() != gguf.GGUFType.MODEL:
         raise UserError(f"{path}: a GGUF of type {kind.contents()!r}, not a model")
     return reader
+
+
+def gguf_type(path: Path) -> str:
+    """A GGUF's ``general.type``: "model" (also when unstated, as in older files), "imatrix", "adapter"."""
+    kind = open_complete(path).fields.get(gguf.Keys.General.TYPE)
+    return str(kind.contents()) if kind is not None else gguf.GGUFType.MODEL

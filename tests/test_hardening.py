@@ -317,3 +317,28 @@ def test_the_eval_table_of_two_models_fits_80_columns_and_keeps_every_value(tmp_
         for entry in s.tasks.values():
             assert f"{entry.value:.3f} {entry.ci95[0]:.2f}–{entry.ci95[1]:.2f}" in text
     assert "…" not in "".join(line for line in text.splitlines() if "0." in line)
+
+
+def test_fidelity_refuses_levels_of_another_model(capsys, tmp_path, tiny_gguf):
+    code, _, err = _run(capsys, "fidelity", tiny_gguf("tiny-qwen2", "f16"), tiny_gguf("tiny-qwen3", "q8_0"),
+                        "--results", tmp_path / "r.jsonl")
+    _one_line(code, err, "tiny-qwen3", "same model")
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_fidelity_over_a_ladder_glob_skips_its_imatrix_with_a_note(capsys, tmp_path, tiny_gguf):
+    f16 = tiny_gguf("tiny-qwen2", "f16")
+    ladder = tmp_path / "ladder"
+    assert main(["quantize", str(f16), "--levels", "q8_0", "--imatrix", "auto", "-o", str(ladder)]) == 0
+    files = sorted(ladder.glob("*.gguf"))
+    assert any("imatrix" in f.name for f in files)  # what `ladder/*.gguf` gives a shell
+    capsys.readouterr()
+    results = tmp_path / "r.jsonl"
+    code, _, err = _run(capsys, "fidelity", f16, *files, "--chunks", "2", "-c", "128", "--results", results)
+    assert code == 0 and "not a model; skipped" in err
+    from radlite_edge.results import read_jsonl
+
+    records = read_jsonl(results)
+    assert {r.level for r in records} == {"Q8_0"}
+    assert all(r.value >= 0 for r in records if r.metric.startswith("kld"))  # rounding never makes a KLD negative
+    assert all(r.model_id.digest and r.params.reference_id.digest for r in records)

@@ -62,15 +62,26 @@ def cmd_imatrix(args: argparse.Namespace) -> int:
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from ..bench.fidelity import fidelity_table, measure_fidelity, to_results
+    from ..errors import UserError
     from ..fileio import check_output_file, refuse_overwrite
+    from ..gguf_file import gguf_type
     from ..identity import identify_model
     from ..results import append_jsonl
 
+    levels, skipped = [], []
+    for path in map(Path, args.levels):  # a shell glob over a ladder folder also finds its imatrix
+        kind = gguf_type(path)
+        (levels if kind == "model" else skipped).append(f"{path}: a GGUF of type {kind!r}, not a model" if kind != "model"
+                                                        else path)
+    if not levels:
+        raise UserError(skipped[0])
+    for note in skipped:
+        plain(err, f"note: {note}; skipped")
     results = check_output_file(args.results, flag="--results")
-    refuse_overwrite(results, [Path(args.reference), *map(Path, args.levels)], flag="--results")
+    refuse_overwrite(results, [Path(args.reference), *levels], flag="--results")
     with count_progress() as bar:
         task = bar.add_task("fidelity windows", total=args.chunks)
-        rows, facts = measure_fidelity(Path(args.reference), [Path(c) for c in args.levels],
+        rows, facts = measure_fidelity(Path(args.reference), levels,
                                        text=Path(args.text) if args.text else None, ctx=args.ctx,
                                        max_windows=args.chunks, n_threads=args.threads,
                                        progress=lambda windows, positions: bar.update(task, completed=windows))

@@ -24,7 +24,7 @@ RADS_SYSTEMS: dict[str, tuple[str, ...]] = {
 NO_RADS = "No applicable RADS"
 RADS_LABELS: tuple[str, ...] = tuple(f"{s} {c}" for s, cats in RADS_SYSTEMS.items() for c in cats) + (NO_RADS,)
 
-N_STAGES = ("N0", "N1", "N2", "N3")
+N_STAGES = ("N0", "N1", "N2")  # the published N staging task (RADLITE.md)
 M_STAGES = ("M0", "M1")
 NLI_LABELS = ("entailment", "contradiction", "neutral")
 

@@ -15,6 +15,7 @@ import json
 import re
 
 from .labels import CHANGES, CHEXPERT_LABELS, NER_TYPES, NO_RADS, RADS_SYSTEMS
+from .styles import TEMPORAL_STYLE
 
 _THINK = re.compile(r"\A\s*<think>.*?(?:</think>\s*|\Z)", re.DOTALL)
 
@@ -191,12 +192,6 @@ _CHANGE_OF = {w: c for c, words in _CHANGE_WORDS.items() for w in words}
 _CHANGE_RX = "|".join(re.escape(w) for w in sorted(_CHANGE_OF, key=len, reverse=True))
 # the published style: "- [New Finding] new (related to: opacity)"
 _PUBLISHED_TEMPORAL = re.compile(r"^\W*\[([^\]]+)\]\s*([\w ]*?)\s*\(related to:\s*([^)]*)\)", re.IGNORECASE)
-# the published bracket names, by change
-TEMPORAL_STYLE = {"new": ("New Finding", "new"), "worsened": ("Worsened", "increased"),
-                  "improved": ("Improved", "decreased"), "resolved": ("Resolved", "resolved"),
-                  "unchanged": ("No Change", "stable")}
-
-
 def normalise_phrase(text: str) -> str:
     t = re.sub(r"[^\w\s\-]", " ", text.lower())
     t = re.sub(r"\b(the|a|an)\b", " ", t)
@@ -258,13 +253,8 @@ _NER_ALIASES = {t.lower(): t for t in NER_TYPES} | {
     "anatomy": "ANAT-DP", "observation present": "OBS-DP", "present": "OBS-DP", "observation": "OBS-DP",
     "absent": "OBS-DA", "observation absent": "OBS-DA", "uncertain": "OBS-U", "observation uncertain": "OBS-U",
 }
-# the published style's line heads, by type
-NER_STYLE = {"ANAT-DP": "Anatomy", "OBS-DP": "Observation (Present)", "OBS-DA": "Observation (Absent)",
-             "OBS-U": "Observation (Uncertain)"}
-
-
 def _ner_type(name: str) -> str | None:
-    return _NER_ALIASES.get(re.sub(r"[()]", " ", name).strip().lower().replace("  ", " ").replace(" ", " "))
+    return _NER_ALIASES.get(re.sub(r"\s+", " ", re.sub(r"[()]", " ", name)).strip().lower())
 
 
 def parse_ner(text: str) -> set[tuple[str, str]]:

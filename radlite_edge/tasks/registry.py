@@ -19,6 +19,7 @@ from .labels import (
 from .interface import PUBLISHED
 from .prompts import DEFAULT_PROFILE, PromptProfile
 from .samples import Sample
+from .styles import CHEXPERT_ORDER, n_staging_answer
 
 SYSTEM_PROMPT = PUBLISHED.system_prompt
 
@@ -112,9 +113,12 @@ def _chexpert_summary(preds, truths, outputs, refs) -> dict:
     return {"accuracy_per_label": acc, "macro_f1_per_label": f1}
 
 
+# the published answer styles (styles.py), as closed languages for constrained decoding
 _CHEXPERT_LANGUAGE = OutputLanguage(
-    [seg for label in CHEXPERT_LABELS for seg in ((f"{label}: ",), CHEXPERT_VALUES, ("\n",))]
+    [seg for i, label in enumerate(CHEXPERT_ORDER)
+     for seg in ((f"- {label}: ",), CHEXPERT_VALUES) + ((("\n",),) if i < len(CHEXPERT_ORDER) - 1 else ())]
 )
+_N_STAGING_LANGUAGE = OutputLanguage.choice([n_staging_answer(stage) for stage in N_STAGES])
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -127,7 +131,8 @@ TASKS: dict[str, Task] = {
              metrics.jaccard, "jaccard", None, _temporal_summary),
         Task("radiology_ner", parsers.parse_ner, lambda s: {tuple(e) for e in s.labels["entities"]},
              metrics.rouge_l, "rougeL", None, _ner_summary, score_text=True),
-        Task("n_staging", parsers.parse_n_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(N_STAGES)),
+        Task("n_staging", parsers.parse_n_stage, None, metrics.exact, "accuracy",
+             _N_STAGING_LANGUAGE),
         Task("m_staging", parsers.parse_m_stage, None, metrics.exact, "accuracy", OutputLanguage.choice(M_STAGES)),
         Task("radiology_nli", parsers.parse_nli, None, metrics.exact, "accuracy", OutputLanguage.choice(NLI_LABELS),
              _nli_summary),

@@ -1,6 +1,7 @@
 """The published rules that decide the synthetic labels (and that tests check by hand).
 
-- ACR TI-RADS (2017): points from five feature categories; 0-1 TR1, 2 TR2, 3 TR3, 4-6 TR4, >=7 TR5.
+- ACR TI-RADS (2017): points from five feature categories; 0-1 TR1, 2 TR2, 3 TR3, 4-6 TR4, >=7 TR5;
+  spongiform adds no further points, anechoic applies to cystic nodules only.
 - Lung-RADS v2022, baseline screening: solid nodules <6 mm 2, 6-<8 mm 3, 8-<15 mm 4A, >=15 mm 4B;
   part-solid: total <6 mm 2, solid part <6 mm 3, 6-<8 mm 4A, >=8 mm 4B; ground glass <30 mm 2, >=30 mm 3.
 - LI-RADS v2018 CT/MRI diagnostic table (APHE, size, additional major features: nonperipheral
@@ -23,9 +24,20 @@ TIRADS_POINTS = {
 
 
 def tirads_points(composition: str, echogenicity: str, shape: str, margin: str, foci: tuple[str, ...]) -> int:
+    """ACR TI-RADS points; a spongiform nodule scores 0 whatever else is said ("do not add further points")."""
     p = TIRADS_POINTS
+    if composition == "spongiform":
+        return 0
     return (p["composition"][composition] + p["echogenicity"][echogenicity] + p["shape"][shape]
             + p["margin"][margin] + sum(p["foci"][f] for f in foci))  # echogenic foci points add up
+
+
+def tirads_echogenicities(composition: str) -> tuple[str, ...]:
+    """The echogenicities ACR allows for a composition: anechoic is for cystic nodules only, and a
+    cystic nodule is anechoic."""
+    if composition == "cystic":
+        return ("anechoic",)
+    return tuple(e for e in TIRADS_POINTS["echogenicity"] if e != "anechoic")
 
 
 def tirads_category(points: int) -> str:
