@@ -19,6 +19,11 @@ from .identity import ModelId
 from .tasks.samples import Sample
 
 
+def decoding_label(grammar: bool) -> str:
+    """How a score was decoded, as every table names it."""
+    return "grammar-constrained (deployment mode)" if grammar else "strict (free generation, as the paper)"
+
+
 class EvalMode(str, Enum):
     FAST = "fast"
     NAIVE = "naive"
@@ -35,7 +40,7 @@ class EvalMode(str, Enum):
 @dataclass(frozen=True)
 class EvalSettings:
     mode: EvalMode = EvalMode.FAST
-    grammar: bool = True  # constrain label tasks (fast mode) / GBNF (naive mode)
+    grammar: bool = False  # False: strict (free generation, as the paper scores); True: label tasks constrained
     few_shot: int = 0
     n: int | None = None  # samples per task (None: all test samples)
     seed: int = 0
@@ -117,10 +122,17 @@ class TaskSummary:
     parsed: float  # share of outputs the parser read
     seconds_per_sample: float
     extra: dict[str, Any] = field(default_factory=dict)  # the task's further metrics (per label, per system, …)
+    floors: dict[str, float] = field(default_factory=dict)  # trivial answers' scores on the same samples
+
+    @property
+    def floor(self) -> tuple[str, float]:
+        """The best trivial answer and its score: what this task's score must beat to mean something."""
+        return max(self.floors.items(), key=lambda kv: kv[1]) if self.floors else ("", float("nan"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "metric": self.metric, "value": self.value, "ci95": list(self.ci95),
-                "parsed": self.parsed, "seconds_per_sample": self.seconds_per_sample, **self.extra}
+                "parsed": self.parsed, "seconds_per_sample": self.seconds_per_sample, "floors": self.floors,
+                **self.extra}
 
 
 @dataclass

@@ -28,15 +28,18 @@ from .identity import ModelId, identify_model
 from .results import EvalParams, Result, append_jsonl
 from .tasks import Sample, Task, sample_score, select_tasks
 from .tasks.metrics import bootstrap_ci
+from .tasks.synthetic import content_key
 
 __all__ = ["EvalMode", "EvalSettings", "evaluate", "few_shot_examples"]
 
 
 def few_shot_examples(task: Task, pool: Sequence[Sample], k: int, *, seed: int, exclude: set[str]) -> list[Sample]:
-    """K train examples of ``task``, fixed per task and seed, never an evaluated sample."""
+    """K train examples of ``task``, fixed per task and seed, never an evaluated sample: ``exclude``
+    holds the evaluated samples' ids and their inputs' content keys."""
     if k <= 0:
         return []
-    candidates = [s for s in pool if s.task == task.name and s.split == "train" and s.id not in exclude]
+    candidates = [s for s in pool if s.task == task.name and s.split == "train" and s.id not in exclude
+                  and content_key(s.input) not in exclude]
     if len(candidates) < k:
         raise UserError(f"--few-shot {k}: only {len(candidates)} train samples for {task.name} in the data")
     return random.Random(f"{seed}-{task.name}").sample(candidates, k)
@@ -148,7 +151,7 @@ def _run_samples(run: _Run, pool: Sequence[Sample], log, open_engine: Callable, 
     """Generate, score and record every sample not yet done, a group at a time; the engine
     is loaded only when there is something to do."""
     settings = run.settings
-    evaluated_ids = {s.id for ss in run.by_task.values() for s in ss}
+    evaluated_ids = {key for ss in run.by_task.values() for s in ss for key in (s.id, content_key(s.input))}
     step = 1 if settings.mode is EvalMode.NAIVE else n_parallel
     finished = run.finished()
     engine = None
@@ -196,6 +199,8 @@ def _record(run: _Run, task: Task, sample: Sample, gen, shots: Sequence[Sample],
 
 
 def _task_summary(task: Task, rows: list[tuple[Sample, SampleRecord]], *, seed: int) -> TaskSummary:
+    from .tasks.floors import floors
+
     scores = [r.score for _, r in rows]
     outputs = [r.output for _, r in rows]
     preds = [task.parse(o) for o in outputs]
@@ -206,6 +211,7 @@ def _task_summary(task: Task, rows: list[tuple[Sample, SampleRecord]], *, seed: 
         parsed=sum(p not in (None, {}, set()) for p in preds) / max(1, len(preds)),
         seconds_per_sample=sum(r.seconds for _, r in rows) / max(1, len(rows)),
         extra=task.summary(preds, truths, outputs, [s.reference for s, _ in rows]),
+        floors=floors(task, [s for s, _ in rows]),
     )
 
 

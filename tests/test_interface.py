@@ -155,3 +155,88 @@ def test_ner_answer_styles():
 def test_parsers_never_raise(text):
     for task in TASKS.values():
         task.parse(text)
+
+
+# ------------------------------------------------------------------ the synthetic suite
+
+from radlite_edge.tasks import rules  # noqa: E402
+from radlite_edge.tasks.floors import floors  # noqa: E402
+from radlite_edge.tasks.samples import Sample  # noqa: E402
+from radlite_edge.tasks.synthetic import LeakError, check_disjoint, content_key, distinct_inputs, make_suite  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return make_suite(500, seed=0)
+
+
+def test_every_reference_parses_back_to_its_label_in_the_published_style(suite):
+    from radlite_edge.tasks import sample_score
+
+    for s in suite:
+        assert sample_score(TASKS[s.task], s.reference, s)[1] == pytest.approx(1.0), s.id
+    refs = {s.task: s.reference for s in suite}
+    assert refs["n_staging"].startswith(("Positive. N staging: N", "Negative. N staging: N0"))
+    assert refs["temporal_comparison"].startswith("- [") and "(related to: " in refs["temporal_comparison"]
+    assert refs["abnormality_detection"].splitlines()[0] == "- Atelectasis: " + refs["abnormality_detection"].split(
+        "\n")[0].rsplit(": ", 1)[1]  # alphabetical, Atelectasis first
+    assert refs["radiology_ner"].startswith(("Anatomy: ", "Observation ("))
+    assert {TASKS["n_staging"].parse(s.reference) for s in suite if s.task == "n_staging"} == {"N0", "N1", "N2"}
+
+
+def test_splits_are_disjoint_by_content_and_a_leak_fails_loudly(suite):
+    counts = check_disjoint(suite)
+    assert counts == {"test": 500 * 9, "val": 50 * 9, "train": 125 * 9}
+    keys = {}
+    for s in suite:
+        keys.setdefault((s.task, content_key(s.input)), set()).add(s.split)
+    assert all(len(splits) == 1 for splits in keys.values())  # 0 cross-split duplicates
+    test = next(s for s in suite if s.split == "test")
+    leak = Sample("x", test.task, test.input.upper() + "  ", test.reference, test.labels, split="train")
+    with pytest.raises(LeakError):
+        check_disjoint([*suite, leak])
+
+
+def test_wording_varies(suite):
+    distinct = distinct_inputs([s for s in suite if s.split == "test"])
+    assert min(distinct.values()) >= 300, distinct  # hundreds of distinct inputs per 500, every task
+
+
+def test_tirads_hand_cases_one_per_level():
+    cases = {  # (composition, echogenicity, shape, margin, foci) -> level, by the ACR points table
+        ("spongiform", "hypoechoic", "taller-than-wide", "irregular", ("punctate echogenic foci",)): "TR1",
+        ("cystic", "anechoic", "wider-than-tall", "smooth", ("none",)): "TR1",
+        ("mixed cystic and solid", "isoechoic", "wider-than-tall", "smooth", ("none",)): "TR2",
+        ("solid", "hyperechoic", "wider-than-tall", "smooth", ("none",)): "TR3",
+        ("solid", "hypoechoic", "wider-than-tall", "smooth", ("none",)): "TR4",
+        ("solid", "very hypoechoic", "taller-than-wide", "smooth", ("none",)): "TR5",
+    }
+    for features, level in cases.items():
+        assert rules.tirads_category(rules.tirads_points(*features)) == level, features
+    assert rules.tirads_echogenicities("cystic") == ("anechoic",)
+    assert "anechoic" not in rules.tirads_echogenicities("solid")
+
+
+def test_synthetic_tirads_reports_follow_the_acr_rules(suite):
+    tirads = [s for s in suite if s.task == "rads_assignment" and s.labels.get("system") == "TI-RADS"]
+    assert {TASKS["rads_assignment"].parse(s.reference) for s in tirads} >= {"TI-RADS TR1", "TI-RADS TR5"}
+    for s in tirads:
+        text = s.input.lower()
+        if "anechoic" in text:
+            assert " cystic anechoic" in text or "cystic, anechoic" in text or "is anechoic" in text, s.input
+        if "spongiform" in text:
+            assert s.reference == "TI-RADS TR1", s.input
+
+
+def test_no_trivial_answer_beats_half_on_a_label_task(suite):
+    for name in ("rads_assignment", "n_staging", "radiology_nli", "abnormality_detection", "m_staging"):
+        test = [s for s in suite if s.split == "test" and s.task == name]
+        best = max(floors(TASKS[name], test).values())
+        # M staging is binary: its majority answer scores at least half whatever the mix
+        assert best <= (0.55 if name == "m_staging" else 0.5), (name, best)
+
+
+def test_the_rads_mix_follows_the_published_split(suite):
+    rads = [s for s in suite if s.task == "rads_assignment"]
+    share = sum(s.labels["system"] == "BI-RADS" for s in rads) / len(rads)
+    assert 0.25 < share < 0.4  # BI-RADS is a third of the published RADS training split

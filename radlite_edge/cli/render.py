@@ -131,11 +131,16 @@ def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bo
     Laid out for 80 columns with two models: the metric sits under the task name, n has a
     column of its own, and a value is never cut (a long model name is abbreviated instead).
     """
+    from ..eval_records import decoding_label
+
     table = Table(title=title)
     table.add_column("task / metric", no_wrap=True, overflow="ellipsis")
     table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("floor", justify="right", no_wrap=True)
+    modes = {s.settings.grammar for s in summaries}
     for s in summaries:
-        table.add_column(f"{s.model_id.name} {s.model_id.level}", justify="right", no_wrap=True,
+        mode = ("\ngrammar" if s.settings.grammar else "\nstrict") if len(modes) > 1 else ""
+        table.add_column(f"{s.model_id.name} {s.model_id.level}{mode}", justify="right", no_wrap=True,
                          overflow="ellipsis", min_width=digits + 2 + (11 if interval else 0))
     for task_name, first in summaries[0].tasks.items():
         cells = []
@@ -143,9 +148,12 @@ def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bo
             e = s.tasks[task_name]
             cells.append(f"{e.value:.{digits}f}" + (f" {e.ci95[0]:.2f}–{e.ci95[1]:.2f}" if interval else ""))
         ns = {s.tasks[task_name].n for s in summaries}
-        table.add_row(f"{task_name}\n[dim]{first.metric}[/dim]", "/".join(map(str, sorted(ns))), *cells)
-    if interval:
-        table.caption = "value, then its 95 % bootstrap interval"
+        name, floor = first.floor
+        table.add_row(f"{task_name}\n[dim]{first.metric}[/dim]", "/".join(map(str, sorted(ns))),
+                      f"{floor:.2f}\n[dim]{name}[/dim]", *cells)
+    table.caption = ("; ".join(sorted(decoding_label(m) for m in modes))
+                     + (" · value, then its 95 % bootstrap interval" if interval else "")
+                     + " · floor: the best trivial answer (majority, constant, echo, empty) on the same samples")
     return table
 
 

@@ -18,12 +18,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     from ..fileio import atomic_path, check_writable_dir, output_dir
     from ..tasks import loaders
     from ..tasks.samples import write_jsonl
-    from ..tasks.synthetic import make_suite
+    from ..tasks.synthetic import check_disjoint, distinct_inputs, make_suite
 
     outdir = Path(args.output)
     check_writable_dir(outdir)
+    check = None
     if args.data_verb == "synth":
-        samples = make_suite(args.n, seed=args.seed)
+        samples = make_suite(args.n, seed=args.seed)  # raises if any input crosses splits
+        counts = check_disjoint(samples)
+        check = (f"leakage check: 0 inputs in two splits ({', '.join(f'{k} {v}' for k, v in counts.items())}; "
+                 f"distinct test inputs per task: {min(distinct_inputs(s for s in samples if s.split == 'test').values())}"
+                 " or more)")
         name = "synthetic"
     else:
         samples = loaders.load(args.format, Path(args.file), split=args.split, mapping=args.map)
@@ -39,38 +44,43 @@ def cmd_data(args: argparse.Namespace) -> int:
                 write_jsonl(tmp, items)
             written[str(path)] = len(items)
     if args.json:
-        print_json({"files": written})
+        print_json({"files": written, "check": check})
     else:
         for path, n in written.items():
             plain(out, f"{path}: {n} samples")
+        if check:
+            plain(out, check)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from ..eval_records import EvalSettings
     from ..evaluation import evaluate
     from ..identity import identify_model
     from ..tasks.samples import read_dir
 
     samples = read_dir(Path(args.data))
-    settings = EvalSettings(mode=EvalMode(args.mode), grammar=args.grammar, few_shot=args.few_shot, n=args.n,
-                            seed=args.seed)
+    base = EvalSettings(mode=EvalMode(args.mode), few_shot=args.few_shot, n=args.n, seed=args.seed)
+    decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
     for model in args.models:  # every file checked before the first one runs
         identify_model(Path(model))
     summaries = []
     for model in args.models:
-        with rate_progress() as bar:
-            task = bar.add_task(f"eval {Path(model).name}", total=None, rate=0.0)
-            summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks, settings=settings,
-                                      n_threads=args.threads, n_parallel=args.parallel, n_ctx=args.ctx_size,
-                                      repack=bool(args.repack), progress=rate_callback(bar, task)))
+        for grammar in decodings:
+            with rate_progress() as bar:
+                task = bar.add_task(f"eval {Path(model).name}{' (grammar)' if grammar else ''}", total=None, rate=0.0)
+                summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks,
+                                          settings=replace(base, grammar=grammar), n_threads=args.threads,
+                                          n_parallel=args.parallel, n_ctx=args.ctx_size, repack=bool(args.repack),
+                                          progress=rate_callback(bar, task)))
     for note in (n for s in summaries for n in s.notes):
         plain(err, f"note: {note}")
     if args.json:
         print_json([s.to_dict() for s in summaries])
         return 0
-    out.print(eval_table(summaries, title=f"RadLite tasks ({settings.mode.value}, grammar "
-                                          f"{'on' if settings.grammar else 'off'}, {settings.few_shot}-shot)"))
+    out.print(eval_table(summaries, title=f"RadLite tasks ({base.mode.value} path, {base.few_shot}-shot)"))
     plain(out, f"per-sample records and summaries in {args.output}/")
     return 0
 
@@ -104,8 +114,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("-o", "--output", default="results", help="directory for records and summaries")
     ev.add_argument("--mode", choices=[m.value for m in EvalMode], default=EvalMode.FAST.value,
                     help="; ".join(f"{m.value}: {m.help}" for m in EvalMode))
-    ev.add_argument("--grammar", action=argparse.BooleanOptionalAction, default=True,
-                    help="constrain label tasks to their label set (default on)")
+    ev.add_argument("--decoding", choices=("strict", "grammar", "both"), default="strict",
+                    help="strict: free generation, an answer that does not parse is wrong (the paper's scoring, the "
+                         "default); grammar: label tasks constrained to their label set (the deployment mode); both: "
+                         "each, side by side")
+    ev.add_argument("--grammar", dest="decoding", action="store_const", const="grammar", help="same as --decoding grammar")
+    ev.add_argument("--no-grammar", dest="decoding", action="store_const", const="strict",
+                    help="same as --decoding strict")
     ev.add_argument("-t", "--threads", type=values.threads, default=None)
     ev.add_argument("--parallel", type=int, default=engine.DEFAULT_PARALLEL,
                     help=f"sequences decoded together in fast mode, 1 to {engine.MAX_STEP_ROWS} "

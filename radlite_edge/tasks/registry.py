@@ -87,7 +87,10 @@ def _text_summary(preds, truths, outputs, refs) -> dict:
 
 
 def _temporal_summary(preds, truths, outputs, refs) -> dict:
-    out = {}
+    # the primary Jaccard is over (finding, change) pairs; this one over the change types alone
+    out = {"jaccard_pairs": sum(metrics.jaccard(p, t) for p, t in zip(preds, truths)) / max(1, len(truths)),
+           "jaccard_changes": sum(metrics.jaccard({c for _, c in (p or set())}, {c for _, c in t})
+                                  for p, t in zip(preds, truths)) / max(1, len(truths))}
     for change in ("new", "worsened", "improved", "resolved", "unchanged"):
         p = [{x for x in (s or set()) if x[1] == change} for s in preds]
         r = [{x for x in s if x[1] == change} for s in truths]
@@ -110,7 +113,7 @@ def _chexpert_summary(preds, truths, outputs, refs) -> dict:
         r = [t[label] for t in truths]
         acc[label] = sum(a == b for a, b in zip(p, r)) / max(1, len(r))
         f1[label] = metrics.macro_f1(p, r, CHEXPERT_VALUES)
-    return {"accuracy_per_label": acc, "macro_f1_per_label": f1}
+    return {"macro_f1": sum(f1.values()) / len(f1), "accuracy_per_label": acc, "macro_f1_per_label": f1}
 
 
 # the published answer styles (styles.py), as closed languages for constrained decoding
