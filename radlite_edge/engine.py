@@ -88,6 +88,22 @@ class CallTimes:
     answer: DecodeCalls = field(default_factory=DecodeCalls)
 
 
+Trace = Callable[[int, int, np.ndarray], None]  # (prompt index, step, the logits row a token is chosen from)
+_Entry = tuple[int, int, int, bool]  # a decode row: token, position, sequence, whether its logits are wanted
+
+
+@dataclass
+class _Sequence:
+    """One prompt's decode state within a group."""
+
+    seq_id: int  # its KV stream; stream 0 holds the shared prefix
+    pos: int  # the cell its next token goes to
+    state: object  # the output language's states after ``text`` (None without a language)
+    tokens: list[int] = field(default_factory=list)
+    text: bytes = b""
+    faithful: bool = True  # every token so far the model's own greedy choice
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -148,7 +164,7 @@ class Engine:
         """Tokens for the bytes ``language`` forces from ``states`` on, up to ``budget``.
 
         The last token of the forced bytes is left to the model, to be picked together with
-        the branch that follows (see ``generate``), so a label is not split where the model
+        the branch that follows (see ``_pick_tokens``), so a label is not split where the model
         would have joined it (": " + "negative" instead of ":" + " negative").
         """
         data = language.forced(states)
@@ -223,7 +239,7 @@ class Engine:
             self._ctx = None
         self.llm.close()
 
-    def _decode(self, entries: list[tuple[int, int, int, bool]], prompt: bool = False) -> dict[int, np.ndarray]:
+    def _decode(self, entries: list[_Entry], prompt: bool = False) -> dict[int, np.ndarray]:
         """Evaluate (token, position, sequence, want logits) entries; logits by sequence.
 
         Timed into ``self.times``, as prompt evaluation or as answer writing."""
@@ -281,74 +297,108 @@ class Engine:
         return (*picked, faithful) if picked else (None, states, faithful)
 
     def generate(self, prompts: Sequence[list[int]], *, max_tokens: int, language: OutputLanguage | None = None,
-                 trace: Callable[[int, int, np.ndarray], None] | None = None) -> list[Generation]:
+                 trace: Trace | None = None) -> list[Generation]:
         """Greedy continuations of token prompts, in groups of ``n_parallel`` sequences.
 
         ``trace(prompt index, step, logits)`` sees every logits row a token is chosen from.
         """
-        import llama_cpp
-
         for p in prompts:
             if len(p) + max_tokens > self.n_ctx:
                 raise RuntimeError(f"a prompt of {len(p)} tokens + {max_tokens} to generate does not fit "
                                    f"the context of {self.n_ctx} tokens (raise -c)")
         results: list[Generation] = []
-        for i in range(0, len(prompts), self.n_parallel):
-            group = [list(p) for p in prompts[i:i + self.n_parallel]]
-            self._context(max(len(p) for p in group) + max_tokens)
-            shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
-            t0 = time.perf_counter()
-            self._set_prefix(group[0][:shared])
-            logits = {}
-            for j, p in enumerate(group):
-                seq = j + 1
-                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
-                # each suffix in a batch of its own: the rows the naive path evaluates together
-                logits.update(self._decode([(t, shared + k, seq, k == len(p) - shared - 1)
-                                            for k, t in enumerate(p[shared:])], prompt=True))
-            outs: list[list[int]] = [[] for _ in group]
-            texts = [b"" for _ in group]
-            states = [language.start() if language else None for _ in group]
-            faithful = [True for _ in group]  # every token so far the model's own greedy choice
-            pos = [len(p) for p in group]
-            active = list(range(len(group)))
-            while active:
-                step, bulk = [], []  # one row per faithful sequence; rows of left sequences
-                for j in active:
-                    row = logits[j + 1]
-                    if trace is not None:
-                        trace(i + j, len(outs[j]), row)
-                    if language is None:
-                        tok = int(np.argmax(row))
-                        tok = None if self.is_eog(tok) else tok
-                    else:
-                        tok, states[j], faithful[j] = self._constrained_pick(row, states[j], language, faithful[j])
-                    if tok is None:
-                        continue
-                    rows = [tok]
-                    if language is not None and not faithful[j]:
-                        rows += self.forced_tokens(language, states[j], max(0, max_tokens - len(outs[j]) - 1))
-                    for t in rows:
-                        outs[j].append(t)
-                        texts[j] += self.piece(t)
-                    if language is not None:
-                        states[j] = language.advance(states[j], b"".join(self.piece(t) for t in rows[1:]))
-                        if not language.can_go_on(states[j]):
-                            continue  # a complete label nothing can extend: the next pick could only stop
-                    if len(outs[j]) < max_tokens:
-                        entries = [(t, pos[j] + k, j + 1, k == len(rows) - 1) for k, t in enumerate(rows)]
-                        (step if faithful[j] else bulk).extend(entries)
-                        pos[j] += len(rows)
-                active = sorted({seq - 1 for _, _, seq, _ in step + bulk})
-                logits = {}
-                # separate calls: a faithful row must meet the kernels of the naive path's one-row steps
-                for entries in (step, bulk):
-                    if entries:
-                        logits.update(self._decode(entries))
-            seconds = time.perf_counter() - t0
-            for j in range(len(group)):
-                llama_cpp.llama_memory_seq_rm(self._mem, j + 1, -1, -1)
-                results.append(Generation(texts[j].decode("utf-8", errors="ignore"), len(outs[j]), len(group[j]),
-                                          seconds))
+        for first in range(0, len(prompts), self.n_parallel):
+            group = [list(p) for p in prompts[first:first + self.n_parallel]]
+            results += self._generate_group(group, first=first, max_tokens=max_tokens, language=language,
+                                            trace=trace)
         return results
+
+    def _generate_group(self, group: list[list[int]], *, first: int, max_tokens: int,
+                        language: OutputLanguage | None, trace: Trace | None) -> list[Generation]:
+        """One group's generations; ``first`` is its first prompt's index among all prompts (for ``trace``)."""
+        import llama_cpp
+
+        self._context(max(len(p) for p in group) + max_tokens)
+        # one token of every prompt stays its own, so each stream has a row to read logits from
+        shared = min(min(_common_prefix(group[0], p) for p in group), min(len(p) for p in group) - 1)
+        t0 = time.perf_counter()
+        logits = self._evaluate_prompts(group, shared)
+        seqs = [_Sequence(seq_id=j + 1, pos=len(p), state=language.start() if language else None)
+                for j, p in enumerate(group)]
+        self._decode_answers(seqs, logits, first=first, max_tokens=max_tokens, language=language, trace=trace)
+        seconds = time.perf_counter() - t0
+        for s in seqs:
+            llama_cpp.llama_memory_seq_rm(self._mem, s.seq_id, -1, -1)
+        return [Generation(s.text.decode("utf-8", errors="ignore"), len(s.tokens), len(p), seconds)
+                for s, p in zip(seqs, group)]
+
+    def _evaluate_prompts(self, group: list[list[int]], shared: int) -> dict[int, np.ndarray]:
+        """Each prompt's stream: the cached ``shared`` prefix, then its own suffix; last logits by stream."""
+        import llama_cpp
+
+        self._set_prefix(group[0][:shared])
+        logits = {}
+        for seq, p in enumerate(group, start=1):
+            llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
+            # each suffix in a batch of its own: the rows the naive path evaluates together
+            logits.update(self._decode([(t, shared + k, seq, k == len(p) - shared - 1)
+                                        for k, t in enumerate(p[shared:])], prompt=True))
+        return logits
+
+    def _decode_answers(self, seqs: list[_Sequence], logits: dict[int, np.ndarray], *, first: int, max_tokens: int,
+                        language: OutputLanguage | None, trace: Trace | None) -> None:
+        """Advance every unfinished sequence one pick per step until none has rows left to evaluate."""
+        active = seqs
+        while active:
+            step, bulk = [], []  # one row per faithful sequence; rows of left sequences
+            still: list[_Sequence] = []
+            for s in active:
+                row = logits[s.seq_id]
+                if trace is not None:
+                    trace(first + s.seq_id - 1, len(s.tokens), row)
+                entries = self._extend_sequence(s, row, max_tokens=max_tokens, language=language)
+                if entries:
+                    (step if s.faithful else bulk).extend(entries)
+                    still.append(s)
+            active = still
+            logits = {}
+            # separate calls: a faithful row must meet the kernels of the naive path's one-row steps
+            for entries in (step, bulk):
+                if entries:
+                    logits.update(self._decode(entries))
+
+    def _extend_sequence(self, s: _Sequence, row: np.ndarray, *, max_tokens: int,
+                         language: OutputLanguage | None) -> list[_Entry]:
+        """Append to ``s`` the tokens it takes from ``row``; the decode entries that give its next
+        logits row, none once it is finished."""
+        taken = self._pick_tokens(s, row, max_tokens=max_tokens, language=language)
+        if not taken:
+            return []
+        for t in taken:
+            s.tokens.append(t)
+            s.text += self.piece(t)
+        if language is not None:
+            s.state = language.advance(s.state, b"".join(self.piece(t) for t in taken[1:]))
+            if not language.can_go_on(s.state):
+                return []  # a complete label nothing can extend: the next pick could only stop
+        if len(s.tokens) >= max_tokens:
+            return []
+        entries = [(t, s.pos + k, s.seq_id, k == len(taken) - 1) for k, t in enumerate(taken)]
+        s.pos += len(taken)
+        return entries
+
+    def _pick_tokens(self, s: _Sequence, row: np.ndarray, *, max_tokens: int,
+                     language: OutputLanguage | None) -> list[int]:
+        """The tokens ``s`` takes from ``row`` (none: it stops). The state ``s`` holds after them
+        covers the first only: the caller advances it over the rest once they are appended."""
+        if language is None:
+            tok = int(np.argmax(row))
+            return [] if self.is_eog(tok) else [tok]
+        tok, s.state, s.faithful = self._constrained_pick(row, s.state, language, s.faithful)
+        if tok is None:
+            return []
+        if s.faithful:
+            return [tok]
+        # a sequence that has left the model's own choices writes the bytes the language forces in the same call
+        return [tok, *self.forced_tokens(language, s.state, max(0, max_tokens - len(s.tokens) - 1))]

@@ -143,8 +143,9 @@ class EvalSummary:
     tasks: dict[str, TaskSummary]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the run repaired or skipped, for the user
+    split: str = "test"  # test, or generalization (wording training never uses)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "model_id": self.model_id.to_dict(), "settings": self.settings.to_dict(),
                 "tasks": {name: t.to_dict() for name, t in self.tasks.items()}, "seconds": self.seconds,
-                "notes": self.notes}
+                "notes": self.notes, "split": self.split}

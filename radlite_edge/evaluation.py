@@ -69,6 +69,7 @@ class _Run:
     by_task: dict[str, list[Sample]]
     records_path: Path
     done: dict[str, SampleRecord]  # sample id -> its record under this model, settings and content
+    split: str = "test"
 
     def todo(self, task: Task) -> list[Sample]:
         return [s for s in self.by_task[task.name] if s.id not in self.done]
@@ -82,21 +83,21 @@ class _Run:
 
 
 def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str,
-          settings: EvalSettings) -> _Run:
+          settings: EvalSettings, split: str) -> _Run:
     model = identify_model(model_path)
     if settings.n is not None and settings.n < 1:
         raise UserError(f"--n {settings.n}: give at least 1 sample per task")
     chosen = select_tasks(tasks)
-    test = [s for s in samples if s.split == "test"]
+    test = [s for s in samples if s.split == split]
     by_task = {t.name: [s for s in test if s.task == t.name][: settings.n] for t in chosen}
     empty = [name for name, ss in by_task.items() if not ss]
     if empty:
-        raise UserError(f"no test samples for {', '.join(empty)} in the data")
+        raise UserError(f"no {split} samples for {', '.join(empty)} in the data")
     records_path = out_dir / f"{model_path.stem}.samples.jsonl"
     digests = {s.id: sample_digest(s) for ss in by_task.values() for s in ss}
     done = {r.id: r for r in read_records(records_path)
             if r.id in digests and r.is_result_of(model, settings, digests[r.id])}
-    return _Run(model, model_path, settings, chosen, by_task, records_path, done)
+    return _Run(model, model_path, settings, chosen, by_task, records_path, done, split)
 
 
 def evaluate(
@@ -110,9 +111,10 @@ def evaluate(
     n_parallel: int | None = None,
     n_ctx: int | None = None,
     repack: bool | None = None,
+    split: str = "test",
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalSummary:
-    """Evaluate one model; returns its summary (also written to ``out_dir``).
+    """Evaluate one model on one split of the samples; returns its summary (also written to ``out_dir``).
 
     ``n_ctx`` defaults to the model's training context, at most ``engine.DEFAULT_CTX``.
     """
@@ -131,7 +133,7 @@ def evaluate(
         if dropped := drop_partial_line(records_path):
             notes.append(f"{records_path}: dropped a last line cut short by a kill ({dropped} bytes); "
                          "that sample runs again")
-        run = _plan(Path(model_path), samples, out_dir, tasks, settings)
+        run = _plan(Path(model_path), samples, out_dir, tasks, settings, split)
         if progress:
             progress(run.finished(), run.total)
 
@@ -219,7 +221,7 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
     from .tasks import TASKS
 
     summary = EvalSummary(model=run.model_path.name, model_id=run.model, settings=run.settings, tasks={},
-                          seconds=seconds)
+                          seconds=seconds, split=run.split)
     results = []
     for name, ss in run.by_task.items():
         entry = _task_summary(TASKS[name], [(s, run.done[s.id]) for s in ss if s.id in run.done],
@@ -227,8 +229,9 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
         summary.tasks[name] = entry
         results.append(Result(model=run.model.name, level=run.model.level, benchmark=name, metric=entry.metric,
                               value=entry.value, n=entry.n, stat="mean", unit="", model_id=run.model,
-                              params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict())))
-    (out_dir / f"{run.model_path.stem}.summary.json").write_text(
+                              params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict(), split=run.split)))
+    suffix = "" if run.split == "test" else f".{run.split}"
+    (out_dir / f"{run.model_path.stem}{suffix}.summary.json").write_text(
         json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     append_jsonl(out_dir / "results.jsonl", results)
     return summary

@@ -112,6 +112,7 @@ class EvalParams:
     few_shot: int
     n: int | None
     seed: int
+    split: str = "test"
 
     kind = "eval"
 

@@ -138,9 +138,11 @@ def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bo
     table.add_column("n", justify="right", no_wrap=True)
     table.add_column("floor", justify="right", no_wrap=True)
     modes = {s.settings.grammar for s in summaries}
+    splits = {s.split for s in summaries}
     for s in summaries:
         mode = ("\ngrammar" if s.settings.grammar else "\nstrict") if len(modes) > 1 else ""
-        table.add_column(f"{s.model_id.name} {s.model_id.level}{mode}", justify="right", no_wrap=True,
+        split = f"\n{s.split}" if len(splits) > 1 else ""
+        table.add_column(f"{s.model_id.name} {s.model_id.level}{split}{mode}", justify="right", no_wrap=True,
                          overflow="ellipsis", min_width=digits + 2 + (11 if interval else 0))
     for task_name, first in summaries[0].tasks.items():
         cells = []

@@ -9,7 +9,7 @@ from .. import engine
 from ..eval_records import EvalMode
 from ..tasks.loaders import GENERIC_FORMATS, LOADERS
 from ..tasks.samples import SPLITS
-from ..tasks.synthetic import DEFAULT_N
+from ..tasks.synthetic import DEFAULT_N, GENERALIZATION
 from . import values
 from .render import err, eval_table, out, plain, print_json, rate_callback, rate_progress
 
@@ -66,15 +66,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
     for model in args.models:  # every file checked before the first one runs
         identify_model(Path(model))
+    present = {s.split for s in samples}
+    splits = args.splits.split(",") if args.splits else [x for x in ("test", GENERALIZATION) if x in present]
     summaries = []
     for model in args.models:
-        for grammar in decodings:
-            with rate_progress() as bar:
-                task = bar.add_task(f"eval {Path(model).name}{' (grammar)' if grammar else ''}", total=None, rate=0.0)
-                summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks,
-                                          settings=replace(base, grammar=grammar), n_threads=args.threads,
-                                          n_parallel=args.parallel, n_ctx=args.ctx_size, repack=bool(args.repack),
-                                          progress=rate_callback(bar, task)))
+        for split in splits:
+            for grammar in decodings:
+                with rate_progress() as bar:
+                    task = bar.add_task(f"eval {Path(model).name} {split}{' grammar' if grammar else ''}", total=None,
+                                        rate=0.0)
+                    summaries.append(evaluate(Path(model), samples, Path(args.output), tasks=args.tasks,
+                                              settings=replace(base, grammar=grammar), n_threads=args.threads,
+                                              n_parallel=args.parallel, n_ctx=args.ctx_size,
+                                              repack=bool(args.repack), split=split,
+                                              progress=rate_callback(bar, task)))
     for note in (n for s in summaries for n in s.notes):
         plain(err, f"note: {note}")
     if args.json:
@@ -130,6 +135,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
     ev.add_argument("-c", "--ctx-size", type=values.tokens, default=None,
                     help=f"context size (default: the model's training context, at most {engine.DEFAULT_CTX})")
+    ev.add_argument("--splits", type=values.split_list, default=None,
+                    help=f"which splits to score, e.g. test,{GENERALIZATION} (default: test, and {GENERALIZATION} "
+                         "when the data has it: a score is reported on both)")
     ev.add_argument("--seed", type=values.seed, default=0)
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval, interrupt_note="the finished samples are recorded; the same command resumes "

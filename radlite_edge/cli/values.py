@@ -45,3 +45,13 @@ def task_list(text: str) -> str:
     if not text.strip().strip(","):
         raise argparse.ArgumentTypeError("an empty task list: give task names, or all")
     return text
+
+
+def split_list(text: str) -> str:
+    from ..tasks.samples import SPLITS
+
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in names if x not in SPLITS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: give splits from {', '.join(SPLITS)}")
+    return ",".join(names)

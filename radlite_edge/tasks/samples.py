@@ -10,7 +10,7 @@ from typing import Iterable
 from ..errors import UserError
 from .labels import TASK_NAMES
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "generalization")  # generalization: test cases in wording train never uses
 
 
 @dataclass

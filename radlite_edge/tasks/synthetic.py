@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
+from . import synth_heldout
 from . import synth_tasks as t
 from .samples import Sample
 from .synth_reports import Gen, _rads
@@ -25,6 +26,7 @@ GENERATORS: dict[str, Gen] = {
     "abnormality_detection": t.chexpert, "radiology_qa": t.qa,
 }
 DEFAULT_N = 500  # test samples per task of `radlite data synth`
+GENERALIZATION = "generalization"  # the split in wording training never uses
 _DRAWS = 50  # draws per sample before a duplicate within its own split is accepted
 
 
@@ -40,14 +42,16 @@ def content_key(text: str) -> str:
 def make_task_samples(task: str, n: int, *, seed: int = 0, split: str = "test",
                       taken: set[str] | None = None) -> list[Sample]:
     """``n`` samples of ``task``; none whose content is in ``taken`` (other splits' inputs), and
-    none repeated within the split while the generator can still vary."""
+    none repeated within the split while the generator can still vary. The generalization split
+    comes from its own generators (``synth_heldout``), whose wording training never sees."""
+    generators = synth_heldout.GENERATORS if split == GENERALIZATION else GENERATORS
     rng = random.Random(f"{seed}-{task}-{split}")
     taken = taken if taken is not None else set()
     own: set[str] = set()
     out = []
     for i in range(n):
         for attempt in range(_DRAWS * 20):
-            text, ref, labels = GENERATORS[task](rng)
+            text, ref, labels = generators[task](rng)
             key = content_key(text)
             if key in taken:
                 continue  # never: another split holds it
@@ -60,15 +64,18 @@ def make_task_samples(task: str, n: int, *, seed: int = 0, split: str = "test",
     return out
 
 
-def make_suite(n_per_task: int, *, seed: int = 0, n_train: int | None = None, n_val: int | None = None) -> list[Sample]:
-    """``n_per_task`` test samples per task, a validation split and a train split (few-shot pool,
-    fine-tuning), disjoint by content."""
+def make_suite(n_per_task: int, *, seed: int = 0, n_train: int | None = None, n_val: int | None = None,
+               n_generalization: int | None = None) -> list[Sample]:
+    """``n_per_task`` test samples per task, a generalization split in unseen wording, a validation
+    split and a train split (few-shot pool, fine-tuning), all disjoint by content."""
     n_train = max(16, n_per_task // 4) if n_train is None else n_train
     n_val = max(8, n_per_task // 10) if n_val is None else n_val
+    n_generalization = n_per_task if n_generalization is None else n_generalization
     out = []
     for task in GENERATORS:
         taken: set[str] = set()
-        for split, n in (("test", n_per_task), ("val", n_val), ("train", n_train)):
+        for split, n in (("test", n_per_task), (GENERALIZATION, n_generalization), ("val", n_val),
+                         ("train", n_train)):
             samples = make_task_samples(task, n, seed=seed, split=split, taken=taken)
             taken |= {content_key(s.input) for s in samples}
             out += samples
