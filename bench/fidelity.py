@@ -154,6 +154,50 @@ def _fidelity_row(path: Path, tally: _Tally, ppl_ref: float) -> Fidelity:
     )
 
 
+@dataclass
+class _TextScore:
+    """What scoring the held-out text leaves: the candidates' tallies and the reference's totals."""
+
+    tallies: list[_Tally]
+    ref_nll: float = 0.0
+    n_positions: int = 0
+    n_windows: int = 0
+
+
+def _checked_inputs(reference: Path, candidates: Sequence[Path], ctx: int) -> tuple[Path, list[Path]]:
+    """The files as paths, once the run is known to make sense (before any model is loaded)."""
+    if not candidates:
+        raise UserError("give one or more quantized GGUF files to compare with the reference")
+    if ctx < 2:
+        raise UserError(f"-c {ctx}: a window needs at least 2 tokens")
+    reference = Path(reference)
+    candidates = [Path(c) for c in candidates]
+    check_context(ctx, identify_model(reference).n_ctx_train, what="-c")
+    check_same_model(reference, candidates)
+    return reference, candidates
+
+
+def _score_text(ref, models, pieces: Iterable[str], *, ctx: int, max_windows: int | None,
+                progress: Callable[[int, int], None] | None) -> _TextScore:
+    """Score the text window by window; a window starts with the reference's BOS where its vocabulary adds one."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(ref.model)
+    bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
+    score = _TextScore(tallies=[_Tally() for _ in models])
+
+    def tokenize(piece: str) -> list[int]:
+        return ref.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
+
+    for window in token_windows(tokenize, pieces, ctx, first_token=bos, keep_partial=True, max_windows=max_windows):
+        score.ref_nll += _score_window(window, ref, models, score.tallies)
+        score.n_positions += len(window) - 1
+        score.n_windows += 1
+        if progress:
+            progress(score.n_windows, score.n_positions)
+    return score
+
+
 def measure_fidelity(
     reference: Path,
     candidates: Sequence[Path],
@@ -165,46 +209,23 @@ def measure_fidelity(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Fidelity], dict]:
     """Fidelity of each candidate against ``reference``; also the run's facts (tokens, text)."""
-    import llama_cpp
-
-    if not candidates:
-        raise UserError("give one or more quantized GGUF files to compare with the reference")
-    if ctx < 2:
-        raise UserError(f"-c {ctx}: a window needs at least 2 tokens")
-    reference = Path(reference)
-    candidates = [Path(c) for c in candidates]
-    check_context(ctx, identify_model(reference).n_ctx_train, what="-c")
-    check_same_model(reference, candidates)
+    reference, candidates = _checked_inputs(reference, candidates, ctx)
     pieces, text_name = held_out_pieces(text)
     ref = _open(reference, ctx, n_threads)
     models = []
     try:
         for path in candidates:
             models.append(_open(path, ctx, n_threads))
-        vocab = llama_cpp.llama_model_get_vocab(ref.model)
-        bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
-        tallies = [_Tally() for _ in candidates]
-        ref_nll, n_positions, n_windows = 0.0, 0, 0
-
-        def tokenize(piece: str) -> list[int]:
-            return ref.tokenize(piece.encode("utf-8"), add_bos=False, special=False)
-
-        for window in token_windows(tokenize, pieces, ctx, first_token=bos, keep_partial=True,
-                                    max_windows=max_windows):
-            ref_nll += _score_window(window, ref, models, tallies)
-            n_positions += len(window) - 1
-            n_windows += 1
-            if progress:
-                progress(n_windows, n_positions)
+        score = _score_text(ref, models, pieces, ctx=ctx, max_windows=max_windows, progress=progress)
     finally:
         for llm in (ref, *models):
             llm.close()
-    if n_positions == 0:
+    if score.n_positions == 0:
         raise UserError(f"{text_name}: too short to score: it needs at least 2 tokens")
-    ppl_ref = math.exp(ref_nll / n_positions)
-    facts = {"reference": str(reference), "text": text_name, "ctx": ctx, "windows": n_windows,
-             "positions": n_positions, "ppl_reference": ppl_ref}
-    return [_fidelity_row(path, tally, ppl_ref) for path, tally in zip(candidates, tallies)], facts
+    ppl_ref = math.exp(score.ref_nll / score.n_positions)
+    facts = {"reference": str(reference), "text": text_name, "ctx": ctx, "windows": score.n_windows,
+             "positions": score.n_positions, "ppl_reference": ppl_ref}
+    return [_fidelity_row(path, tally, ppl_ref) for path, tally in zip(candidates, score.tallies)], facts
 
 
 def to_results(rows: Sequence[Fidelity], facts: dict, *, reference: ModelId) -> list[Result]:

@@ -54,6 +54,7 @@ class GridSpec:
     rss: bool = True  # peak RSS, in a process of its own
     warmup: bool = True
     seed: int = 0
+    prompt_profile: str = "radlite"  # how request tests render the task prompts (tasks/prompts.py)
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,11 @@ def _context_tokens(spec: GridSpec, request_tokens: Sequence[int]) -> int:
     return max(max(need), 16)
 
 
-def _request_prompt_tokens(path: Path, requests: Sequence[TaskRequest]) -> list[int]:
+def _request_prompt_tokens(path: Path, requests: Sequence[TaskRequest], profile: str) -> list[int]:
     """Each request's prompt length in tokens; the vocabulary-only load also proves llama.cpp takes the file."""
     vocab = tp.open_vocab(path)
     try:
-        prompter = tp.ChatPrompter(vocab) if requests else None
+        prompter = tp.ChatPrompter(vocab, profile) if requests else None
         return [len(prompter.tokens(r.messages)) for r in requests] if prompter else []
     finally:
         vocab.close()
@@ -214,7 +215,7 @@ class _Runner:
     def run(self) -> list[Result]:
         # every file checked, by us and by llama.cpp, before any work
         models = [roofline.model_bytes(p) for p in self.spec.models]
-        prompts = [_request_prompt_tokens(mb.path, self.spec.requests) for mb in models]
+        prompts = [_request_prompt_tokens(mb.path, self.spec.requests, self.spec.prompt_profile) for mb in models]
         for mb, prompt_tokens in zip(models, prompts):  # -p/-n/-d beyond what the model was trained on
             check_context(_context_tokens(self.spec, prompt_tokens), mb.identity.n_ctx_train,
                           what=f"{mb.path.name}: depth + prompt or generation length")
@@ -334,7 +335,7 @@ class _Runner:
         spec = self.spec
         i = next(k for k, r in enumerate(spec.requests) if r.task == cell.task)
         req = spec.requests[i]
-        prompter = tp.ChatPrompter(llm)
+        prompter = tp.ChatPrompter(llm, spec.prompt_profile)
         if spec.warmup:
             tp.request_once(llm, prompter, req.messages, 1)
         ttft, total = [], []

@@ -243,14 +243,14 @@ def first_token_s(llm, rng: np.random.Generator) -> float:
 
 
 class ChatPrompter:
-    """Messages to prompt tokens through the chat template stored in the GGUF, as
-    llama-cpp-python's ``create_chat_completion`` builds them."""
+    """Messages to prompt tokens through a prompt profile (tasks/prompts.py): the published
+    interface by default, or the chat template stored in the GGUF."""
 
-    def __init__(self, llm) -> None:
-        from radlite_edge.tasks.prompts import ModelChatTemplate
+    def __init__(self, llm, profile: str = "radlite") -> None:
+        from radlite_edge.tasks.prompts import get_profile
 
         self._llm = llm
-        self._profile = ModelChatTemplate(llm)
+        self._profile = get_profile(profile, llm)
 
     def tokens(self, messages: list[dict]) -> list[int]:
         text = self._profile.render(messages)

@@ -44,6 +44,7 @@ class EvalSettings:
     few_shot: int = 0
     n: int | None = None  # samples per task (None: all test samples)
     seed: int = 0
+    profile: str = "radlite"  # the prompt profile (tasks/prompts.py): the published interface unless told
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", EvalMode(self.mode))  # a typo is a ValueError here

@@ -28,6 +28,7 @@ from .identity import ModelId, identify_model
 from .results import EvalParams, Result, append_jsonl
 from .tasks import Sample, Task, sample_score, select_tasks
 from .tasks.metrics import bootstrap_ci
+from .tasks.prompts import get_profile
 from .tasks.synthetic import content_key
 
 __all__ = ["EvalMode", "EvalSettings", "evaluate", "few_shot_examples"]
@@ -162,11 +163,14 @@ def _run_samples(run: _Run, pool: Sequence[Sample], log, open_engine: Callable, 
             todo = run.todo(task)
             if not todo:
                 continue
-            engine = engine or open_engine()
+            if engine is None:
+                engine = open_engine()
+                profile = get_profile(settings.profile, engine.llm)
             shots = few_shot_examples(task, pool, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
             for start in range(0, len(todo), step):
                 group = todo[start:start + step]
-                gens = _generate(engine, task, group, [task.prompt(s.input, shots) for s in group], settings)
+                gens = _generate(engine, task, group, [task.prompt(s.input, shots, profile=profile) for s in group],
+                                 settings)
                 for sample, gen in zip(group, gens):
                     record = _record(run, task, sample, gen, shots, seconds=gen.seconds / len(gens))
                     run.done[sample.id] = record

@@ -113,6 +113,7 @@ class EvalParams:
     n: int | None
     seed: int
     split: str = "test"
+    profile: str = "radlite"
 
     kind = "eval"
 

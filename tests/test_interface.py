@@ -251,3 +251,31 @@ def test_the_generalization_split_shares_no_wording_with_training(suite):
                 for sentence in re.split(r"[.\n]", s.input) if len(sentence.split()) > 3}
 
     assert not shapes("generalization") & shapes("train")
+
+
+def test_bench_requests_and_eval_render_through_the_same_profile(tiny_gguf):
+    from radlite_edge.bench.grid import task_requests
+    from radlite_edge.bench.throughput import ChatPrompter, open_vocab
+    from radlite_edge.engine import Engine
+
+    model = tiny_gguf("tiny-qwen2", "q8_0")
+    vocab = open_vocab(model)
+    engine = Engine(model, n_ctx=1024)
+    try:
+        for request in task_requests("all"):
+            task = TASKS[request.task]
+            report = request.messages[-1]["content"]
+            assert request.max_tokens == task.max_tokens
+            assert ChatPrompter(vocab).tokens(request.messages) == engine.tokenize(task.prompt(
+                _input_of(task, report)))
+    finally:
+        vocab.close()
+        engine.close()
+
+
+
+def _input_of(task, user_turn: str) -> str:
+    """The report inside a rendered user turn (the template around ``{report}`` taken away)."""
+    head, tail = PUBLISHED.templates[task.name].split("{report}")
+    assert user_turn.startswith(head) and user_turn.endswith(tail)
+    return user_turn[len(head):len(user_turn) - len(tail)]

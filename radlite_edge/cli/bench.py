@@ -12,6 +12,7 @@ from ..bench.report import DEFAULT_REPORT_DIR, REPORT_FORMATS
 from ..errors import UserError
 from ..results import DEFAULT_RESULTS
 from ..synth.models import FULL_SIZE_MODELS
+from ..tasks.prompts import PROFILES
 from ..limits import MAX_CHUNK_TOKENS, MAX_THREADS
 from . import values
 from .render import err, out, plain, print_json
@@ -72,6 +73,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         depth=parse_list(args.depth, what="-d", maximum=MAX_CHUNK_TOKENS), reps=args.reps, requests=task_requests(args.tasks),
         n_batch=args.batch_size, n_ubatch=args.ubatch_size, flash_attn=bool(args.flash_attn),
         repack=_repack_list(args.repack), load=not args.no_load, rss=not args.no_rss, warmup=not args.no_warmup,
+        prompt_profile=args.prompt_profile,
     )
     if args.tui:
         with Dashboard(err, one_line()) as dashboard:
@@ -127,6 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "memory)")
     b.add_argument("--tasks", type=values.task_list, default="all",
                    help="time one RadLite request per task: all, none, or names (default all)")
+    b.add_argument("--prompt-profile", choices=PROFILES, default=g["prompt_profile"],
+                   help="how the task requests are rendered: radlite, the published interface (default), or model, "
+                        "the GGUF's own chat template")
     b.add_argument("--synthetic",
                    help=f"also measure full-size random models: {', '.join(FULL_SIZE_MODELS)} (comma list)")
     b.add_argument("--levels", help="levels of the --synthetic models, e.g. q4_k_m,q8_0 (made once, cached)")

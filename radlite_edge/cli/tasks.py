@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import engine
 from ..eval_records import EvalMode
 from ..tasks.loaders import GENERIC_FORMATS, LOADERS
+from ..tasks.prompts import PROFILES
 from ..tasks.samples import SPLITS
 from ..tasks.synthetic import DEFAULT_N, GENERALIZATION
 from . import values
@@ -62,7 +63,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..tasks.samples import read_dir
 
     samples = read_dir(Path(args.data))
-    base = EvalSettings(mode=EvalMode(args.mode), few_shot=args.few_shot, n=args.n, seed=args.seed)
+    base = EvalSettings(mode=EvalMode(args.mode), few_shot=args.few_shot, n=args.n, seed=args.seed,
+                        profile=args.prompt_profile)
     decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
     for model in args.models:  # every file checked before the first one runs
         identify_model(Path(model))
@@ -135,6 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "token for token; 1: faster long generations on some CPUs, outputs may fork at near-ties)")
     ev.add_argument("-c", "--ctx-size", type=values.tokens, default=None,
                     help=f"context size (default: the model's training context, at most {engine.DEFAULT_CTX})")
+    ev.add_argument("--prompt-profile", choices=PROFILES, default=PROFILES[0],
+                    help="radlite: the published interface, byte for byte (default); model: the GGUF's own chat "
+                         "template, for models trained on another format")
     ev.add_argument("--splits", type=values.split_list, default=None,
                     help=f"which splits to score, e.g. test,{GENERALIZATION} (default: test, and {GENERALIZATION} "
                          "when the data has it: a score is reported on both)")
