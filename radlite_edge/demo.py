@@ -1,8 +1,8 @@
 """``radlite demo``: the whole path on the embedded default, in about a minute.
 
 Synthesizes the tiny Qwen2 and Qwen3 checkpoints, converts each to F16 and Q8_0 GGUF,
-loads every file in llama.cpp and answers one RadLite-style RADS prompt through the
-chat template carried in the GGUF. The tiny models have random weights: the answer is
+loads every file in llama.cpp and answers one RADS request in the published RadLite
+prompt (the task registry's, through the default prompt profile). The tiny models have random weights: the answer is
 noise, the point is that every step of the pipeline runs and is measured.
 """
 
@@ -17,10 +17,11 @@ from rich.table import Table
 from .convert.hf_to_gguf import convert_checkpoint
 from .convert.inspect_gguf import summarize
 from .synth.models import SPECS, is_current, write_checkpoint
+from .tasks import TASKS
+from .tasks.interface import PUBLISHED
 
-SYSTEM_PROMPT = "You are an expert radiologist. Follow the instructions and provide an accurate response."
-DEMO_PROMPT = ("[TASK: rads_assignment] Findings: 14 mm solid nodule in the right thyroid lobe, hypoechoic, "
-               "taller-than-wide, with punctate echogenic foci. Assign the RADS category.")
+DEMO_REPORT = ("Thyroid ultrasound. Findings: 14 mm solid hypoechoic nodule in the right thyroid lobe, "
+               "taller-than-wide, smooth margins, punctate echogenic foci.")
 
 
 def run_demo(outdir: Path, *, n_threads: int, console: Console) -> int:
@@ -42,13 +43,12 @@ def run_demo(outdir: Path, *, n_threads: int, console: Console) -> int:
             summary = summarize(gguf_path)
             llm = Llama(str(gguf_path), n_ctx=512, n_threads=n_threads, seed=0, verbose=False)
             t0 = time.perf_counter()
-            reply = llm.create_chat_completion(
-                [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": DEMO_PROMPT}],
-                max_tokens=24, temperature=0.0,
-            )
+            rads = TASKS["rads_assignment"]
+            reply = llm.create_completion(rads.prompt(DEMO_REPORT), max_tokens=rads.max_tokens, temperature=0.0,
+                                          stop=list(PUBLISHED.generation.stop))
             seconds = time.perf_counter() - t0
             n_gen = reply["usage"]["completion_tokens"]
-            text = reply["choices"][0]["message"]["content"] or ""
+            text = reply["choices"][0]["text"] or ""
             table.add_row(name, level.upper(), f"{summary.file_bytes / 2**20:.2f}", f"{summary.bits_per_weight:.2f}",
                           f"{result.seconds:.2f}", f"{n_gen / seconds:.0f}", repr(text[:40]))
             llm.close()
