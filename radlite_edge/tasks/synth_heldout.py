@@ -104,7 +104,8 @@ def m_staging(rng):
     sites = tuple(rng.sample(rules.M_SITES, rng.choice((0, 0, 1, 2))))
     distant = (f"Distant disease: {', '.join(sites)}." if sites else
                rng.choice(("Distant disease: none identified.", "Distant disease: nil; benign renal cyst noted.")))
-    return (_numbered(rng, "Restaging CT", [f"Primary: {rng.choice(list(_LOBE_WORDS.values()))} tumour.", distant],
+    primary = f"Primary: {rng.choice(list(_LOBE_WORDS.values()))} tumour, {rng.randint(12, 70)} mm."
+    return (_numbered(rng, "Restaging CT", [primary, distant],
                       "Bowel unremarkable."), rules.m_stage(sites), {})
 
 
