@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .convert.hf_to_gguf import convert_checkpoint
+from .fileio import make_dir
 from .convert.inspect_gguf import summarize
 from .synth.models import SPECS, is_current, write_checkpoint
 from .tasks import TASKS
@@ -27,7 +28,7 @@ DEMO_REPORT = ("Thyroid ultrasound. Findings: 14 mm solid hypoechoic nodule in t
 def run_demo(outdir: Path, *, n_threads: int, console: Console) -> int:
     from llama_cpp import Llama
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dir(outdir)
     table = Table(title="RadLite Edge demo (tiny random models: the text is noise, the pipeline is real)")
     for col in ("model", "level", "MiB", "bits/w", "convert s", "tok/s"):
         table.add_column(col, justify="left" if col in ("model", "level") else "right", no_wrap=True)

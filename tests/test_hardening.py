@@ -266,7 +266,8 @@ def test_unwritable_outputs_fail_before_any_work(capsys, tmp_path, q8):
     for argv in (("data", "synth", "-o", blocked / "d"),
                  ("eval", q8, "--data", _data(tmp_path), "-o", blocked / "out"),
                  ("fidelity", q8, q8, "--results", blocked / "r.jsonl"),
-                 ("bench", q8, "--results", blocked / "r.jsonl", "--tasks", "none")):
+                 ("bench", q8, "--results", blocked / "r.jsonl", "--tasks", "none"),
+                 ("demo", "-o", blocked / "demo")):
         code, _, err = _run(capsys, *argv)
         _one_line(code, err, "not a directory")
 
