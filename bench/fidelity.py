@@ -20,7 +20,7 @@ import gguf
 import numpy as np
 from rich.table import Table
 
-from radlite_edge.convert.inspect_gguf import open_complete, open_model, summarize
+from radlite_edge.convert.inspect_gguf import open_model, summarize
 from radlite_edge.errors import UserError
 from radlite_edge.identity import ModelId, identify_model
 from radlite_edge.limits import check_context

@@ -20,7 +20,7 @@ than over fewer, so a decode step must stay under 8 sequences to equal the naive
 one-row steps; and with llama.cpp's repacked weights (``repack=True``) the rows of one
 product are also grouped by position in the batch, so only an engine loaded with
 ``repack=False`` computes every prompt row as the naive path does. With both, the two
-paths give the same tokens; bench/eval_speed.py counts them on the full-size shapes and
+paths give the same tokens; benchmarks/eval_speed.py counts them on the full-size shapes and
 tests/test_eval.py holds them equal on a tiny model.
 
 Under an output language a sequence is followed one token a step while the model's own
@@ -34,7 +34,6 @@ CheXpert answer then takes about a decode call per label instead of one per toke
 
 from __future__ import annotations
 
-import ctypes
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from .tasks.constraint import OutputLanguage, constrained_pick
 
 MAX_STEP_ROWS = 7  # sequences per decode step that still take llama.cpp's few-row kernels (see above)
 # The settings under which ``generate`` equals ``naive`` token for token (see above): the
-# defaults of the engine, of ``radlite eval`` and of bench/eval_speed.py.
+# defaults of the engine, of ``radlite eval`` and of benchmarks/eval_speed.py.
 DEFAULT_PARALLEL = MAX_STEP_ROWS
 DEFAULT_REPACK = False
 DEFAULT_CTX = 4096

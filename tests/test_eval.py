@@ -137,7 +137,7 @@ def test_parallel_streams_give_the_naive_paths_logits_bit_for_bit(tiny_gguf, tmp
     """Every logits row the fast path picks from equals, bit for bit, the row the naive path
     computes for that prompt and step: a prompt's suffix evaluated after its cached prefix,
     then one token per decode. This is what makes greedy outputs identical even where logits
-    nearly tie (the full-size random models in bench/eval_speed.py)."""
+    nearly tie (the full-size random models in benchmarks/eval_speed.py)."""
     from radlite_edge.convert.quantize import quantize_ladder
     from radlite_edge.llm import last_logits
 

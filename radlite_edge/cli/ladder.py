@@ -13,7 +13,7 @@ from ..convert.imatrix import DEFAULT_CHUNK, DEFAULT_CHUNKS
 from ..levels import LEVELS
 from ..results import DEFAULT_RESULTS
 from . import values
-from .render import bytes_progress, count_progress, err, out, plain, print_json, print_table
+from .render import bytes_progress, count_progress, err, plain, print_json, print_result, print_table
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -49,15 +49,9 @@ def cmd_imatrix(args: argparse.Namespace) -> int:
         result = make_imatrix(Path(args.model), Path(args.output), calib=Path(args.calib) if args.calib else None,
                               chunk_size=args.chunk, max_chunks=args.chunks, n_threads=args.threads, force=args.force,
                               progress=lambda n: bar.update(task, completed=n))
-    if args.json:
-        print_json(result.to_dict())
-        return 0
-    if result.skipped:
-        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
-    out.print(f"{result.path}: importance matrix of {result.n_entries} weights from {result.n_tokens} tokens "
-              f"({result.chunk_count} chunks of {result.chunk_size}) of {', '.join(result.datasets)} "
-              f"in {result.seconds:.1f} s")
-    return 0
+    return print_result(args, result, f"{result.path}: importance matrix of {result.n_entries} weights from "
+                                      f"{result.n_tokens} tokens ({result.chunk_count} chunks of {result.chunk_size}) "
+                                      f"of {', '.join(result.datasets)} in {result.seconds:.1f} s")
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:

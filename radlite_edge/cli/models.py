@@ -15,7 +15,7 @@ from ..lora_recipe import RADLITE_LORA
 from ..synth.models import DEFAULT_MODELS, SPECS
 from . import values
 from ..fileio import check_writable_dir
-from .render import bytes_progress, err, out, parse_size, plain, print_json
+from .render import bytes_progress, err, out, parse_size, plain, print_json, print_result
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -75,17 +75,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                     n_threads=args.threads, name=args.name, force=args.force,
                                     adapter=Path(args.adapter) if args.adapter else None,
                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if args.json:
-        print_json(result.to_dict())
-        return 0
-    for note in result.notes:
+    for note in [] if args.json else result.notes:
         err.print(f"note: {note}")
     types = ", ".join(f"{k} {v}" for k, v in sorted(result.types.items()))
-    if result.skipped:
-        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
-    out.print(f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors ({types}), "
-              f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
-    return 0
+    return print_result(args, result, f"{result.path}: {result.arch} {result.level}, {result.n_tensors} tensors "
+                                      f"({types}), {result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -96,14 +90,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         result = merge_checkpoint(Path(args.base), Path(args.adapter), Path(args.output), dtype=args.dtype,
                                   force=args.force,
                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if args.json:
-        print_json(result.to_dict())
-        return 0
-    if result.skipped:
-        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
-    out.print(f"{result.path}: {result.n_merged} LoRA pairs merged, {result.n_replaced} modules replaced, "
-              f"{result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
-    return 0
+    return print_result(args, result, f"{result.path}: {result.n_merged} LoRA pairs merged, {result.n_replaced} "
+                                      f"modules replaced, {result.bytes / 1e9:.3f} GB in {result.seconds:.1f} s")
 
 
 def cmd_export_lora(args: argparse.Namespace) -> int:
@@ -111,15 +99,9 @@ def cmd_export_lora(args: argparse.Namespace) -> int:
 
     result = export_lora(Path(args.adapter), Path(args.base), Path(args.output), outtype=args.outtype,
                          force=args.force)
-    if args.json:
-        print_json(result.to_dict())
-        return 0
-    if result.skipped:
-        err.print(f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
     folded = f", {result.rescaled} with their scale folded into B" if result.rescaled else ""
-    out.print(f"{result.path}: GGUF LoRA, {result.n_pairs} pairs (alpha {result.alpha:g}{folded}), "
-              f"{result.bytes / 1e6:.1f} MB")
-    return 0
+    return print_result(args, result, f"{result.path}: GGUF LoRA, {result.n_pairs} pairs (alpha {result.alpha:g}"
+                                      f"{folded}), {result.bytes / 1e6:.1f} MB")
 
 
 def tensor_types_table(summary) -> Table:

@@ -120,6 +120,17 @@ def print_json(data: object) -> None:
     out.print_json(json.dumps(data, default=str))
 
 
+def print_result(args: argparse.Namespace, result, line: str) -> int:
+    """A step's result: JSON with --json; else a note when its output was up to date, and its line."""
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    if getattr(result, "skipped", False):
+        plain(err, f"{result.path}: up to date with its inputs (manifest), kept; --force to redo")
+    out.print(line)
+    return 0
+
+
 def plain(console: Console, text: str) -> None:
     """A line printed as it is (file names hold brackets rich would read as markup)."""
     console.print(text, markup=False, highlight=False)

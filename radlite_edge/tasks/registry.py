@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from . import metrics, parsers
 from .constraint import OutputLanguage
 from .labels import (
-    CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NER_TYPES, NLI_LABELS, RADS_LABELS,
+    CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NLI_LABELS, RADS_LABELS,
 )
 from .interface import PUBLISHED
 from .prompts import DEFAULT_PROFILE, PromptProfile

@@ -82,6 +82,14 @@ def lirads_category(size_mm: float, aphe: bool, features: frozenset[str] | set[s
     return "LR-4" if n == 0 else "LR-5"
 
 
+def cadrads_category(stenosis_pct: int) -> str:
+    """CAD-RADS 2.0 by maximal stenosis: 0 %, 1-24 %, 25-49 %, 50-69 %, 70-99 %, occlusion."""
+    if stenosis_pct == 0:
+        return "0"
+    return "1" if stenosis_pct < 25 else "2" if stenosis_pct < 50 else "3" if stenosis_pct < 70 \
+        else "4A" if stenosis_pct < 100 else "5"
+
+
 BIRADS_SUSPICIOUS = {"irregular shape": 1, "indistinct margin": 1, "microlobulated margin": 1, "spiculated margin": 2,
                      "fine pleomorphic calcifications": 1, "architectural distortion": 1}
 

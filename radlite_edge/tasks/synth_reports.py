@@ -15,8 +15,7 @@ import random
 from typing import Callable
 
 from . import rules
-from .labels import CHEXPERT_LABELS, NO_RADS
-from .styles import chexpert_answer, n_staging_answer, ner_answer, temporal_answer
+from .labels import NO_RADS
 
 Gen = Callable[[random.Random], tuple[str, str, dict]]  # -> (input, reference, labels)
 
@@ -120,8 +119,7 @@ def _birads(rng):
 
 def _cadrads(rng):
     stenosis = rng.choice((0, 10, 20, 30, 45, 60, 65, 80, 90, 100))
-    cat = "0" if stenosis == 0 else "1" if stenosis < 25 else "2" if stenosis < 50 else "3" if stenosis < 70 \
-        else "4A" if stenosis < 100 else "5"
+    cat = rules.cadrads_category(stenosis)
     vessel = rng.choice(("proximal LAD", "mid LAD", "mid RCA", "proximal LCx", "first diagonal", "distal RCA"))
     lesion = (f"Maximal stenosis {stenosis}% in the {vessel}{' (total occlusion)' if stenosis == 100 else ''}."
               if stenosis else "No coronary plaque or stenosis.")

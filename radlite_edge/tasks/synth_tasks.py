@@ -224,8 +224,7 @@ def qa(rng):
         a = f"{rules.n_stage((station,))}."
     else:
         stenosis = rng.choice((0, 20, 40, 60, 80, 100))
-        cat = "0" if stenosis == 0 else "1" if stenosis < 25 else "2" if stenosis < 50 else "3" if stenosis < 70 \
-            else "4A" if stenosis < 100 else "5"
+        cat = rules.cadrads_category(stenosis)
         q = _pick(rng, f"What CAD-RADS category is a {stenosis}% maximal coronary stenosis?",
                   f"Coronary CTA shows {stenosis}% maximal stenosis. Which CAD-RADS category is it?")
         a = f"CAD-RADS {cat}."
