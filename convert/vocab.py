@@ -44,12 +44,22 @@ def load_tokenizer_json(directory: Path) -> dict:
     return tok
 
 
+def _is_smollm(tokenizer: dict) -> bool:
+    """SmolLM's pre-tokenizer: each digit on its own, then GPT-2's byte-level split (llama.cpp's "smollm")."""
+    pre = tokenizer.get("pre_tokenizer") or {}
+    steps = [(p.get("type"), p.get("individual_digits"), p.get("use_regex")) for p in pre.get("pretokenizers", [])]
+    return steps == [("Digits", True, None), ("ByteLevel", None, True)]
+
+
 def pre_tokenizer_name(tokenizer: dict, *, source: Path) -> str:
     regex = _split_regex(tokenizer)
     for name, known in KNOWN_PRE_TOKENIZERS.items():
         if regex == known:
             return name
-    raise UserError(f"{source}: pre-tokenizer split {regex!r} is not one llama.cpp knows here (qwen2, llama-bpe)")
+    if regex is None and _is_smollm(tokenizer):
+        return "smollm"
+    raise UserError(f"{source}: pre-tokenizer split {regex!r} is not one llama.cpp knows here "
+                    f"({', '.join(KNOWN_PRE_TOKENIZERS)}, smollm)")
 
 
 def add_vocab(writer: gguf.GGUFWriter, directory: Path, vocab_size: int) -> int:

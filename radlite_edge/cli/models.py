@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from ..convert.gguf_to_hf import IMPORT_DTYPES
 from ..convert.hf_to_gguf import conversion_outtypes
 from ..convert.lora_gguf import EXPORT_TYPES
 from ..convert.merge import MERGE_DTYPES
@@ -104,6 +105,18 @@ def cmd_export_lora(args: argparse.Namespace) -> int:
                                       f"{folded}), {result.bytes / 1e6:.1f} MB")
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..convert.gguf_to_hf import import_gguf
+
+    with bytes_progress() as bar:
+        task = bar.add_task("import", total=None)
+        result = import_gguf(Path(args.model), Path(args.output), dtype=args.dtype, force=args.force,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return print_result(args, result, f"{result.path}: {result.arch} checkpoint, {result.n_tensors} tensors, "
+                                      f"{result.n_params:,} parameters, {result.bytes / 1e9:.3f} GB in "
+                                      f"{result.seconds:.1f} s")
+
+
 def tensor_types_table(summary) -> Table:
     table = Table(title=f"{summary.path.name}: {summary.arch}")
     for col in ("type", "tensors", "params", "MiB", "share"):
@@ -185,6 +198,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--force", action="store_true", help="export even if the output is up to date")
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=cmd_export_lora)
+
+    im = sub.add_parser("import", help="turn a GGUF model back into an HF checkpoint (to fine-tune any GGUF)")
+    im.add_argument("model", help="model GGUF (any level: it is dequantized)")
+    im.add_argument("-o", "--output", required=True, help="checkpoint folder to write")
+    im.add_argument("--dtype", choices=IMPORT_DTYPES, default=IMPORT_DTYPES[0], type=str.lower,
+                    help=f"stored dtype (default {IMPORT_DTYPES[0]})")
+    im.add_argument("--force", action="store_true", help="import even if the output is up to date")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(func=cmd_import)
 
     i = sub.add_parser("inspect", help="show a GGUF file's architecture, metadata and tensor types")
     i.add_argument("file")
