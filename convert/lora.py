@@ -32,12 +32,17 @@ _UNSUPPORTED = {
     "use_dora": "DoRA (use_dora)",
     "use_qalora": "QA-LoRA (use_qalora)",
     "lora_bias": "LoRA biases (lora_bias)",
-    "layers_to_transform": "layers_to_transform",
     "layer_replication": "layer_replication",
     "target_parameters": "target_parameters",
     "trainable_token_indices": "trainable_token_indices",
     "alora_invocation_tokens": "aLoRA (alora_invocation_tokens)",
 }
+
+
+def _int_tuple(value) -> tuple[int, ...] | None:
+    if value in (None, [], ()):
+        return None
+    return (int(value),) if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class AdapterConfig:
     rank_pattern: dict[str, int]
     alpha_pattern: dict[str, float]
     base_model: str | None
+    layers_to_transform: tuple[int, ...] | None = None  # LoRA only on blocks with these indexes (peft)
+    layers_pattern: tuple[str, ...] = ()  # the module-name part before a block index ("layers")
 
     @classmethod
     def load(cls, directory: Path) -> "AdapterConfig":
@@ -85,15 +92,31 @@ class AdapterConfig:
                 rank_pattern={k: int(v) for k, v in (raw.get("rank_pattern") or {}).items()},
                 alpha_pattern={k: float(v) for k, v in (raw.get("alpha_pattern") or {}).items()},
                 base_model=raw.get("base_model_name_or_path"),
+                layers_to_transform=_int_tuple(raw.get("layers_to_transform")),
+                layers_pattern=tuple([raw["layers_pattern"]] if isinstance(raw.get("layers_pattern"), str)
+                                     else raw.get("layers_pattern") or ()),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: missing or invalid field {e}") from None
 
     def targets(self, module: str) -> bool:
-        """peft's rule: a regex must match the whole name; a list entry, the last name parts."""
+        """peft's rule: a regex must match the whole name (and then the layer rule does not apply); a
+        list entry, the last name parts, within ``layers_to_transform`` when that is set."""
         if isinstance(self.target_modules, str):
             return re.fullmatch(self.target_modules, module) is not None
-        return any(module == t or module.endswith("." + t) for t in self.target_modules)
+        found = any(module == t or module.endswith("." + t) for t in self.target_modules)
+        return found and self.in_layers(module)
+
+    def in_layers(self, module: str) -> bool:
+        """peft's layer rule: the index after ``layers_pattern`` (else after any name part) is listed."""
+        if self.layers_to_transform is None:
+            return True
+        patterns = self.layers_pattern or ("[^.]*",)
+        for pattern in patterns:
+            m = re.match(rf".*\.{pattern}\.(\d+)\.", module + ".")
+            if m:
+                return int(m.group(1)) in self.layers_to_transform
+        return False
 
     def _pattern(self, patterns: dict, module: str):
         for key in patterns:  # exact name first, then a suffix pattern, as peft does
@@ -145,6 +168,9 @@ class LoraAdapter:
             else:
                 raise UserError(f"{self.directory}: adapter tensor {name} is neither a LoRA A/B weight nor in modules_to_save")
         for module, ab in sorted(halves.items()):
+            if not self.config.in_layers(module):
+                raise UserError(f"{self.directory}: {module} carries LoRA weights outside layers_to_transform "
+                                f"{list(self.config.layers_to_transform or ())}")
             if set(ab) != {"A", "B"}:
                 raise UserError(f"{self.directory}: {module} has lora_{''.join(ab)} without its pair")
             rank, scale = self.config.rank_and_scale(module)

@@ -40,6 +40,11 @@ VARIANTS = {
                                                  modules_to_save=["lm_head"])),
     "qwen2-patterns": ("tiny-qwen2", dict(r=8, lora_alpha=16, target_modules=list(PAPER_TARGETS),
                                           rank_pattern={"down_proj": 4}, alpha_pattern={"k_proj": 4})),
+    # LoRA on the top layers only, a common CPU choice: peft's layer rule with and without layers_pattern
+    "qwen2-top-layer": ("tiny-qwen2", dict(r=8, lora_alpha=16, target_modules=list(PAPER_TARGETS),
+                                           layers_to_transform=[1])),
+    "qwen3-layers-pattern": ("tiny-qwen3", dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "down_proj"],
+                                                layers_to_transform=[0], layers_pattern="layers")),
 }
 
 
@@ -128,7 +133,7 @@ def test_merged_checkpoint_logits_match_peft_unmerged(peft_adapter, tmp_path):
     assert np.abs(ours - ref).max() < 1e-4 * np.abs(ref).max()
 
 
-@pytest.mark.parametrize("variant", ["qwen2-plain", "qwen3-modules-to-save"])
+@pytest.mark.parametrize("variant", ["qwen2-plain", "qwen3-modules-to-save", "qwen2-top-layer"])
 def test_merge_on_convert_gguf_matches_peft_in_llama_cpp(peft_adapter, tmp_path, variant):
     base_dir, adapter_dir = peft_adapter(variant)
     with torch.no_grad():
@@ -142,7 +147,7 @@ def test_merge_on_convert_gguf_matches_peft_in_llama_cpp(peft_adapter, tmp_path,
     assert np.abs(ours - ref).max() < 1e-3 * np.abs(ref).max()
 
 
-@pytest.mark.parametrize("variant", ["qwen2-plain", "qwen3-plain", "qwen2-rslora", "qwen2-patterns"])
+@pytest.mark.parametrize("variant", ["qwen2-plain", "qwen3-plain", "qwen2-rslora", "qwen2-patterns", "qwen3-layers-pattern"])
 def test_gguf_lora_on_base_equals_merged_gguf(peft_adapter, tiny_gguf, tmp_path, variant):
     base_dir, adapter_dir = peft_adapter(variant)
     model_name = VARIANTS[variant][0]
