@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import UserError
-from . import bench, demo, ladder, models, tasks
+from . import bench, demo, finetune, ladder, models, tasks
 from .render import err
 
-AREAS = (models, ladder, tasks, bench, demo)  # the order of the verbs in --help
+AREAS = (models, ladder, tasks, finetune, bench, demo)  # the order of the verbs in --help
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,170 @@
+"""``radlite finetune``: LoRA training with transformers' Trainer and peft, the published recipe.
+
+The Trainer owns the loop, checkpoints and exact resume (model, optimizer, scheduler, RNG
+and data position); accelerate decides devices and processes, so the same command runs on
+this CPU, a GPU, or several through ``accelerate launch``. We add what the Trainer does not
+know: the data (rendered through the eval prompt profile, mixed by the published task
+weights, leakage-checked), a JSONL log with tokens/s, and the adapter's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from radlite_edge import manifest
+from radlite_edge.errors import UserError
+from radlite_edge.fileio import atomic_dir, check_writable_dir
+from radlite_edge.tasks.samples import read_dir
+
+from .config import FinetuneConfig
+from .data import IGNORE, Example, check_no_leak, describe, mixture, render
+
+ADAPTER = "adapter"  # the output's adapter folder: what merge, convert --adapter and export-lora take
+
+
+@dataclass
+class FinetuneResult:
+    adapter: Path
+    steps: int
+    train_examples: int
+    dropped_long: int
+    tokens: int
+    seconds: float
+    tokens_per_s: float
+    train_loss: float | None
+    val_loss: float | None
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "adapter": str(self.adapter)}
+
+
+class _Examples:
+    """A list of rendered examples as the Trainer reads a dataset (with lengths for bucketing)."""
+
+    def __init__(self, examples: list[Example]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        e = self.examples[i]
+        return {"input_ids": e.input_ids, "labels": e.labels}
+
+
+def _collate(pad_id: int) -> Callable[[list[dict]], dict]:
+    import torch
+
+    def collate(batch: list[dict]) -> dict:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = [b["input_ids"] + [pad_id] * (width - len(b["input_ids"])) for b in batch]
+        labels = [b["labels"] + [IGNORE] * (width - len(b["labels"])) for b in batch]
+        mask = [[1] * len(b["input_ids"]) + [0] * (width - len(b["input_ids"])) for b in batch]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+    return collate
+
+
+def _log_callback(path: Path, tokens_per_step: float, progress: Callable[[dict], None] | None):
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        """One JSON line per logged step: loss, learning rate, tokens/s since the start of this run."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0, self.step0 = time.perf_counter(), state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            elapsed = time.perf_counter() - self.t0
+            record = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
+                      "seconds": round(elapsed, 2),
+                      "tokens_per_s": round((state.global_step - self.step0) * tokens_per_step / elapsed, 1)
+                      if elapsed else None, **(logs or {})}
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if progress:
+                progress(record)
+
+    return JsonlLog()
+
+
+def _examples(config: FinetuneConfig, tokenizer, say: Callable[[str], None]):
+    samples = read_dir(Path(config.data))
+    check_no_leak(samples)  # before anything is trained
+    mix = mixture(samples, config.task_weights, config.samples, seed=config.seed)
+    say("mixture: " + ", ".join(f"{t} {share:.1%}" for t, share in describe(mix).items()))
+    train = [render(s, tokenizer) for s in mix]
+    kept = [e for e in train if len(e.input_ids) <= config.max_seq_len]
+    val = [render(s, tokenizer) for s in samples if s.split == "val"][: config.val_samples]
+    val = [e for e in val if len(e.input_ids) <= config.max_seq_len]
+    if not kept:
+        raise UserError(f"every training example is longer than max_seq_len {config.max_seq_len}")
+    return kept, val, len(train) - len(kept)
+
+
+def _training_args(config: FinetuneConfig, out: Path, *, has_val: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    bf16 = {"auto": torch.cuda.is_available() and torch.cuda.is_bf16_supported(), "true": True,
+            "false": False}[str(config.bf16).lower()]
+    evaluate = bool(config.eval_every and has_val)
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs, max_steps=config.max_steps,
+        warmup_steps=config.warmup_steps, lr_scheduler_type="cosine", logging_steps=1,
+        save_strategy="steps" if config.save_every else "no", save_steps=config.save_every or 500,
+        save_total_limit=2, eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_every or None,
+        bf16=bf16, report_to=[], seed=config.seed, data_seed=config.seed,
+        gradient_checkpointing=config.gradient_checkpointing, remove_unused_columns=False, disable_tqdm=True,
+        train_sampling_strategy="group_by_length",  # batches of like lengths: less padding on a CPU
+    )
+
+
+def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable[[dict], None] | None = None,
+             say: Callable[[str], None] = print) -> FinetuneResult:
+    """Train a LoRA adapter on ``config.base``; write ``config.output``/adapter with its manifest."""
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
+
+    t0 = time.perf_counter()
+    out = Path(config.output)
+    if not (Path(config.base) / "config.json").is_file():
+        raise UserError(f"{config.base}: no config.json (give an HF checkpoint; radlite import makes one from a GGUF)")
+    check_writable_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    train, val, dropped = _examples(config, tokenizer, say)
+    torch.manual_seed(config.seed)  # the LoRA init
+    model = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
+    model = peft.get_peft_model(model, peft.LoraConfig(
+        task_type="CAUSAL_LM", r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
+        target_modules=list(config.target_modules), layers_to_transform=config.layers_to_transform))
+    tokens_per_example = sum(len(e.input_ids) for e in train) / len(train)
+    args = _training_args(config, out, has_val=bool(val))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=_Examples(train), eval_dataset=_Examples(val) if val else None,
+        data_collator=_collate(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id),
+        callbacks=[_log_callback(out / "train_log.jsonl",
+                                 tokens_per_example * config.batch_size * config.grad_accum, progress)])
+    checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if resume and not checkpoints:
+        say(f"no checkpoint in {out / 'checkpoints'}: starting from step 0")
+    train_out = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    val_loss = trainer.evaluate()["eval_loss"] if val else None
+    seconds = time.perf_counter() - t0
+    tokens = int(round(train_out.global_step * tokens_per_example * config.batch_size * config.grad_accum))
+    result = FinetuneResult(out / ADAPTER, train_out.global_step, len(train), dropped, tokens, seconds,
+                            tokens / seconds if seconds else 0.0, train_out.training_loss, val_loss)
+    with atomic_dir(out / ADAPTER) as tmp:
+        model.save_pretrained(str(tmp))
+    data_files = sorted(Path(config.data).glob("*.jsonl"))
+    manifest.write(out / ADAPTER, step="finetune", inputs=manifest.identify(data_files),
+                   params=asdict(config), seconds=seconds, result=result.to_dict())
+    return result
