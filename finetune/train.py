@@ -120,10 +120,24 @@ def _training_args(config: FinetuneConfig, out: Path, *, has_val: bool):
         warmup_steps=config.warmup_steps, lr_scheduler_type="cosine", logging_steps=1,
         save_strategy="steps" if config.save_every else "no", save_steps=config.save_every or 500,
         save_total_limit=2, eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_every or None,
-        bf16=bf16, report_to=[], seed=config.seed, data_seed=config.seed,
-        gradient_checkpointing=config.gradient_checkpointing, remove_unused_columns=False, disable_tqdm=True,
-        train_sampling_strategy="group_by_length",  # batches of like lengths: less padding on a CPU
+        bf16=bf16, report_to=[], seed=config.seed, data_seed=config.seed, remove_unused_columns=False,
+        disable_tqdm=True, dataloader_pin_memory=torch.cuda.is_available(),
+        **_version_arguments(config),
     )
+
+
+def _version_arguments(config: FinetuneConfig) -> dict:
+    """Arguments transformers 5 renamed: length-grouped batches (less padding on a CPU) and checkpointing."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    params = inspect.signature(TrainingArguments.__init__).parameters
+    out = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in params
+           else {"group_by_length": True})
+    if config.gradient_checkpointing:
+        out["activation_checkpointing" if "activation_checkpointing" in params else "gradient_checkpointing"] = True
+    return out
 
 
 def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable[[dict], None] | None = None,
