@@ -79,6 +79,8 @@ def _log_callback(path: Path, tokens_per_step: float, progress: Callable[[dict],
             self.t0, self.step0 = time.perf_counter(), state.global_step
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:  # one log, however many processes train
+                return
             elapsed = time.perf_counter() - self.t0
             record = {"step": state.global_step, "max_steps": state.max_steps, "epoch": state.epoch,
                       "seconds": round(elapsed, 2),
@@ -176,6 +178,8 @@ def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable
     tokens = int(round(train_out.global_step * tokens_per_example * config.batch_size * config.grad_accum))
     result = FinetuneResult(out / ADAPTER, train_out.global_step, len(train), dropped, tokens, seconds,
                             tokens / seconds if seconds else 0.0, train_out.training_loss, val_loss)
+    if not trainer.is_world_process_zero():  # under accelerate launch, the main process writes the adapter
+        return result
     with atomic_dir(out / ADAPTER) as tmp:
         model.save_pretrained(str(tmp))
     data_files = sorted(Path(config.data).glob("*.jsonl"))
