@@ -105,3 +105,27 @@ def test_resume_continues_at_the_same_step_with_the_same_batches(tmp_path, suite
     log = [json.loads(x) for x in (tmp_path / "b" / "out" / "train_log.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in log if "loss" in r]
     assert steps == [1, 2, 3, 3, 4, 5, 6]  # stopped during step 3's log; resumed from checkpoint 2
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_through_accelerate_train_one_adapter(tmp_path, suite, tiny_checkpoint):
+    """The same command scales out with `accelerate launch` (DDP over gloo here): two processes, one adapter."""
+    import shutil
+    import subprocess
+    import sys
+
+    config = _config(tmp_path, suite, tiny_checkpoint("tiny-qwen2"), max_steps=3)
+    toml = tmp_path / "run.toml"
+    toml.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in vars(config).items()
+                             if v is not None and not isinstance(v, dict)) + "\n")  # the weights: default
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "accelerate is installed with the finetune and test extras"
+    r = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "radlite_edge.cli", "finetune",
+                        str(toml)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "after 3 steps" in r.stderr
+    adapter = tmp_path / "out" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and (tmp_path / "out" / "adapter.manifest.json").is_file()
+    log = [json.loads(x) for x in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in log if "loss" in x] == [1, 2, 3]  # one process logs
