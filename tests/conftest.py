@@ -48,3 +48,20 @@ def tiny_gguf(tiny_checkpoint, models_dir):
 @pytest.fixture(scope="session")
 def n_threads() -> int:
     return min(2, os.cpu_count() or 1)
+
+
+@pytest.fixture
+def alien_gguf(tmp_path) -> Path:
+    """A well-formed GGUF of an architecture llama.cpp does not know: it reads, it never loads."""
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "alien.gguf"
+    writer = gguf.GGUFWriter(str(path), "alien")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gguf
 import numpy as np
 import pytest
 
@@ -122,15 +121,8 @@ def test_truncated_gguf(capsys, tmp_path, tiny_gguf):
     _one_line_error(code, err, "cut.gguf", "truncated")
 
 
-def test_gguf_llama_cpp_cannot_load(capsys, tmp_path):
-    bad = tmp_path / "alien.gguf"
-    writer = gguf.GGUFWriter(str(bad), "alien")
-    writer.add_block_count(1)
-    writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+def test_gguf_llama_cpp_cannot_load(capsys, tmp_path, alien_gguf):
+    bad = alien_gguf
     code, _, err = _run(capsys, "bench", str(bad), "--results", str(tmp_path / "r.jsonl"))
     _one_line_error(code, err, "alien.gguf", "unknown model architecture")
     assert not (tmp_path / "r.jsonl").exists()

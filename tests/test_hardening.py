@@ -244,17 +244,8 @@ def test_bad_values_are_one_line_and_leave_nothing(capsys, tmp_path, tiny_checkp
     assert {p: _digest(p) for p in inputs} == inputs
 
 
-def test_a_model_llama_cpp_cannot_load_leaves_no_empty_records(capsys, tmp_path):
-    import gguf
-
-    bad = tmp_path / "alien.gguf"
-    writer = gguf.GGUFWriter(str(bad), "alien")
-    writer.add_block_count(1)
-    writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+def test_a_model_llama_cpp_cannot_load_leaves_no_empty_records(capsys, tmp_path, alien_gguf):
+    bad = alien_gguf
     code, _, err = _run(capsys, "eval", bad, "--data", _data(tmp_path), "--tasks", "n_staging", "-o", tmp_path / "out")
     _one_line(code, err, "alien.gguf")
     assert not (tmp_path / "out").exists()
