@@ -25,7 +25,7 @@ from radlite_edge.levels import get_level
 from radlite_edge.safetensors_io import Checkpoint
 
 from . import quants
-from .archs import arch_for_config
+from .archs import arch_for_config, permute_qk
 from .hf_to_gguf import load_config
 from .lora import LoraAdapter
 
@@ -86,10 +86,15 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
         gguf_name = tmap.get_name(weight, try_suffixes=(".weight",))
         if gguf_name is None:
             raise UserError(f"{adapter_dir}: {pair.module} has no place in a {arch.name} GGUF")
-        if arch.permute_qk and gguf_name.endswith(("attn_q.weight", "attn_k.weight")):
-            raise UserError(f"{adapter_dir}: LoRA on llama q/k projections needs their rows permuted; merge instead")
         a = adapter.tensors.read_f32(pair.a)
         b = adapter.tensors.read_f32(pair.b)
+        if arch.permute_qk and gguf_name.endswith(("attn_q.weight", "attn_k.weight")):
+            # the base's q/k rows are permuted per head in a llama GGUF (hf_to_gguf); the product
+            # B·A has B's rows, so permuting B's rows alone permutes the delta the same way
+            heads = int(config["num_attention_heads"])
+            if gguf_name.endswith("attn_k.weight"):
+                heads = int(config.get("num_key_value_heads") or heads)
+            b = permute_qk(b, heads)
         llama_scale = alpha / pair.rank
         if pair.scale != llama_scale:
             b = b * np.float32(pair.scale / llama_scale)
