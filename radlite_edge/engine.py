@@ -127,6 +127,7 @@ class Engine:
         self._seq0: list[int] = []
         self._pieces: dict[int, bytes] = {}
         self._by_first_byte: dict[int, np.ndarray] | None = None
+        self._lora: tuple[tuple[object, float], ...] = ()  # (llama_adapter_lora pointer, scale) on the parallel context
         self.times = CallTimes()  # accumulated over every generate call; reset by assigning a new one
 
     # ------------------------------------------------------------ helpers
@@ -219,7 +220,51 @@ class Engine:
             raise RuntimeError("llama.cpp could not create the parallel context")
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._apply_lora()
         return self._ctx
+
+    # ------------------------------------------------------------- LoRA
+
+    def load_lora(self, path: Path):
+        """A GGUF LoRA loaded over this engine's model (llama.cpp frees it with the model)."""
+        import llama_cpp
+
+        handle = llama_cpp.llama_adapter_lora_init(self.llm.model, str(path).encode("utf-8"))
+        if not handle:
+            raise UserError(f"{path}: llama.cpp cannot apply it to {self.model_path.name} (a GGUF LoRA "
+                            "exported for this base is needed: radlite export-lora)")
+        return handle
+
+    def use_lora(self, adapters: Sequence[tuple[object, float]]) -> None:
+        """The LoRA adapters (``load_lora`` handles, scales) that the following ``generate`` calls apply.
+
+        Switching costs no reload: llama.cpp adds each adapter's product beside the base
+        weights at every matrix multiply. A change drops the cached shared prefix, whose
+        keys and values were computed through the other adapters.
+        """
+        import ctypes
+
+        def address(handle) -> int:
+            return ctypes.cast(handle, ctypes.c_void_p).value or 0
+
+        adapters = tuple((h, float(s)) for h, s in adapters)
+        if [(address(h), s) for h, s in adapters] != [(address(h), s) for h, s in self._lora]:
+            self._lora = adapters
+            self.forget_prefix()
+            self._apply_lora()
+
+    def _apply_lora(self) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        if self._ctx is None:
+            return  # set when the context is made
+        n = len(self._lora)
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*(h for h, _ in self._lora))
+        scales = (ctypes.c_float * max(n, 1))(*(s for _, s in self._lora))
+        if llama_cpp.llama_set_adapters_lora(self._ctx, handles if n else None, n, scales if n else None):
+            raise RuntimeError("llama.cpp refused to set the LoRA adapters on the context")
 
     def forget_prefix(self) -> None:
         """Drop the cached shared prefix, so the next group starts from an empty cache."""
