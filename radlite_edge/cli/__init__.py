@@ -1,7 +1,7 @@
 """``radlite <verb>``: the one command-line entry point.
 
 Each area of the toolkit registers its own verbs (``models``, ``ladder``, ``tasks``,
-``bench``, ``demo``), taking every choice and default from the library constant that owns
+``bench``, ``assistant``, ``demo``), taking every choice and default from the library constant that owns
 it. This module holds what they share: the parser root, and the one place where a
 ``UserError`` from anywhere below becomes one line on stderr and exit code 2.
 """
@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import UserError
-from . import bench, demo, finetune, ladder, models, tasks
+from . import assistant, bench, demo, finetune, ladder, models, tasks
 from .render import err
 
-AREAS = (models, ladder, tasks, finetune, bench, demo)  # the order of the verbs in --help
+AREAS = (models, ladder, tasks, finetune, bench, assistant, demo)  # the order of the verbs in --help
 
 
 class _Parser(argparse.ArgumentParser):
