@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import UserError
-from . import assistant, bench, demo, finetune, ladder, models, tasks
+from . import assistant, bench, demo, finetune, ladder, models, tasks, tradeoff
 from .render import err
 
-AREAS = (models, ladder, tasks, finetune, bench, assistant, demo)  # the order of the verbs in --help
+AREAS = (models, ladder, tasks, finetune, bench, tradeoff, assistant, demo)  # the order of the verbs in --help
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,478 @@
+"""``radlite tradeoff``: task accuracy against size, speed and memory, per model × level × task.
+
+For each input model the sweep makes (or finds) a quantization ladder, once per importance-
+matrix source (our radiology text, generic English text, none), and measures every file:
+
+- per task: the strict metric with its 95 % interval (the paper's scoring) and the grammar-
+  constrained one (the deployment mode), beside the task's trivial floors (``radlite eval``);
+- fidelity to the model's F16: mean KLD and top-1 agreement (``radlite fidelity``);
+- file size and bits per weight; decode speed (tg tok/s, median of repeats); the peak RSS of a
+  process that loads it with the published context; one request's latency per task.
+
+Each measurement is a *cell* whose record is appended to ``<run>/cells.jsonl`` when it is done,
+keyed on the file's digest and the settings it depends on: a rerun (after a kill, or with more
+tasks) skips finished cells, and two variants that are the same bytes (Q8_0 ignores the
+importance matrix) are measured once. Evaluations keep their own per-sample records under
+``<run>/eval/``, so a killed task resumes at the sample where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from radlite_edge.errors import UserError
+from radlite_edge.fileio import drop_partial_line, locked_append, make_dir
+from radlite_edge.gguf_file import gguf_type
+from radlite_edge.identity import ModelId, identify_model
+from radlite_edge.levels import get_level
+
+IMATRIX_SOURCES = ("radiology", "generic", "none")
+# The ladder of the issue, largest first (F16 is the reference every drop is measured from).
+DEFAULT_LADDER = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "IQ4_XS", "Q3_K_M", "Q3_K_S", "Q2_K",
+                  "IQ3_XXS", "IQ2_XS")
+REFERENCE_LEVELS = ("F32", "BF16", "F16")  # what a ladder is quantized from
+# llama.cpp's Q8_0 quantizer takes no importance weights: one file serves every source, made
+# under "none" (the imatrix sources would differ only in the metadata naming their imatrix).
+IMATRIX_BLIND = ("Q8_0",)
+GIVEN = "given"  # the importance matrix of a file we did not make is unknown to us
+DECODINGS = ("strict", "grammar")
+CELLS_FILE = "cells.jsonl"
+DEFAULT_FIDELITY_WINDOWS = 32
+DEFAULT_FIDELITY_CTX = 512
+SPEED_TOKENS = 64  # tokens generated per tg repetition
+SPEED_REPEATS = 5
+LATENCY_SAMPLES = 3  # requests timed per task; the median is the cell's latency
+RSS_PROMPT = 512  # prompt tokens of the peak-RSS probe: a long report
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One file the sweep measures."""
+
+    model: str  # the model's name (identity), one line per model in the plots
+    level: str
+    imatrix: str  # radiology | generic | none | given
+    path: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.imatrix}/{self.level}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    tasks: tuple[str, ...]
+    n: int
+    levels: tuple[str, ...] = DEFAULT_LADDER
+    imatrix: tuple[str, ...] = IMATRIX_SOURCES
+    decodings: tuple[str, ...] = DECODINGS
+    threads: int | None = None
+    seed: int = 0
+    fidelity_windows: int = DEFAULT_FIDELITY_WINDOWS
+    n_ctx: int = 2048  # the published deployment context (RADLITE.md): RSS and latency are measured in it
+
+
+@dataclass
+class Cell:
+    """One finished measurement, as ``cells.jsonl`` holds it."""
+
+    variant: str  # Variant.key of the variant it was measured for (the first, when bytes are shared)
+    cell: str  # file | fidelity | speed | eval:<task>:<decoding> | latency:<task> | runtime
+    key: str  # what makes it the same measurement: digest + settings
+    model_id: dict | None
+    values: dict[str, object]
+    seconds: float
+    when: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, line: str) -> "Cell":
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return cls(**data)
+
+
+def read_cells(path: Path) -> list[Cell]:
+    out = []
+    if Path(path).is_file():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(Cell.from_json(line))
+            except (ValueError, TypeError):
+                continue  # a line cut by a kill: that cell runs again
+    return out
+
+
+@dataclass
+class SweepResult:
+    run: Path
+    variants: list[Variant]
+    cells: list[Cell]
+    made: int = 0  # cells measured by this run
+    reused: int = 0  # cells found done
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    measured: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (variant key, cell) -> its record
+    data: str = ""  # which samples: "synthetic test split, n=200 per task"
+
+
+# ------------------------------------------------------------------ the ladder
+
+
+def generic_text(path: Path) -> Path:
+    """Generic English calibration text: the Python documentation's topic pages that ship with
+    every Python (``pydoc_data``), prose with no radiology in it. Deterministic, offline."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _is_reference(model: ModelId) -> bool:
+    return model.level in REFERENCE_LEVELS
+
+
+def _ladder_files(folder: Path) -> list[Path]:
+    files = [p for p in sorted(folder.glob("*.gguf")) if gguf_type(p) == "model"]
+    if not files:
+        raise UserError(f"{folder}: no model GGUF files in this ladder folder")
+    return files
+
+
+def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note: Callable[[str], None],
+                  on_step: Callable[[str], None] | None = None) -> list[Variant]:
+    """Every file to measure: each F16/BF16/F32 input is quantized into ``run/ladder/<imatrix>/``
+    for each importance-matrix source; a ladder folder or a quantized file is measured as given."""
+    from radlite_edge.convert.imatrix import make_imatrix
+    from radlite_edge.convert.quantize import quantize_ladder
+
+    levels = [get_level(name).name for name in spec.levels]
+    variants: list[Variant] = []
+    for source in map(Path, inputs):
+        if source.is_dir():
+            for f in _ladder_files(source):
+                mid = identify_model(f)
+                variants.append(Variant(mid.name, mid.level, "none" if _is_reference(mid) else GIVEN, f))
+            continue
+        mid = identify_model(source)
+        if not _is_reference(mid):
+            variants.append(Variant(mid.name, mid.level, GIVEN, source))
+            continue
+        variants.append(Variant(mid.name, mid.level, "none", source))
+        quantized = [lv for lv in levels if lv not in REFERENCE_LEVELS]
+        for source_kind in spec.imatrix:
+            wanted = [lv for lv in quantized if (source_kind != "none" or not get_level(lv).needs_imatrix)
+                      and (source_kind == "none" or lv not in IMATRIX_BLIND or "none" not in spec.imatrix)]
+            skipped = sorted(lv for lv in set(quantized) - set(wanted) if get_level(lv).needs_imatrix)
+            if skipped:
+                on_note(f"{mid.name}: {', '.join(skipped)} need an importance matrix; not made with imatrix none")
+            if not wanted:
+                continue
+            folder = run / "ladder" / source_kind
+            make_dir(folder)
+            imatrix = None
+            if source_kind != "none":
+                imatrix = folder / f"{mid.name}-imatrix.gguf"
+                calib = generic_text(run / "generic-calibration.txt") if source_kind == "generic" else None
+                if on_step:
+                    on_step(f"imatrix ({source_kind}) of {mid.name}")
+                make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads)
+            if on_step:
+                on_step(f"quantize {mid.name} ({source_kind} imatrix): {', '.join(wanted)}")
+            for r in quantize_ladder(source, wanted, folder, imatrix=imatrix, n_threads=spec.threads, name=mid.name):
+                variants.append(Variant(mid.name, r.level, source_kind, Path(r.path)))
+    if not variants:
+        raise UserError("nothing to measure: give an F16 GGUF, a ladder folder or quantized GGUF files")
+    return variants
+
+
+def reference_of(variant: Variant, variants: Sequence[Variant]) -> Variant | None:
+    """The model's F16 (or BF16/F32): the file every drop and KLD is measured against."""
+    refs = [v for v in variants if v.model == variant.model and v.level in REFERENCE_LEVELS]
+    return max(refs, key=lambda v: REFERENCE_LEVELS.index(v.level)) if refs else None
+
+
+# ------------------------------------------------------------------ the cells
+
+
+class CellBook:
+    """The run's finished cells and the lock on its file: a second sweep into the same run is
+    refused, and every cell is on disk the moment it is done."""
+
+    def __init__(self, run: Path) -> None:
+        self.path = run / CELLS_FILE
+        self.notes: list[str] = []
+        self._lock = locked_append(self.path, what="radlite tradeoff")
+        self._log = None
+        self.done: dict[tuple[str, str], Cell] = {}
+
+    def __enter__(self) -> "CellBook":
+        self._log = self._lock.__enter__()
+        if dropped := drop_partial_line(self.path):
+            self.notes.append(f"{self.path}: dropped a last line cut short by a kill ({dropped} bytes); "
+                              "that cell runs again")
+        for c in read_cells(self.path):
+            self.done[(c.cell, c.key)] = c
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.__exit__(*exc)
+
+    def get(self, cell: str, key: str) -> Cell | None:
+        return self.done.get((cell, key))
+
+    def add(self, c: Cell) -> None:
+        self.done[(c.cell, c.key)] = c
+        self._log.write(c.to_json() + "\n")
+        self._log.flush()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _median_spread(xs: Sequence[float]) -> tuple[float, float]:
+    return statistics.median(xs), (max(xs) - min(xs)) / 2 if len(xs) > 1 else 0.0
+
+
+def measure_file(path: Path) -> dict[str, object]:
+    from radlite_edge.gguf_file import open_complete
+
+    reader = open_complete(path)
+    n_params = sum(int(t.n_elements) for t in reader.tensors)
+    tensor_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    return {"bytes": Path(path).stat().st_size, "n_params": n_params,
+            "bits_per_weight": 8.0 * tensor_bytes / max(n_params, 1)}
+
+
+def measure_speed(path: Path, spec: SweepSpec) -> dict[str, object]:
+    """tg tok/s (median of repeats, after one warm-up) and the peak RSS of a process that loads
+    the file with the deployment context and decodes a long prompt."""
+    import numpy as np
+
+    from radlite_edge.bench.throughput import ContextParams, open_model, peak_rss, prefill, tg_once
+
+    params = ContextParams(n_ctx=spec.n_ctx, threads=spec.threads or 1)
+    llm = open_model(path, params)
+    try:
+        rng = np.random.default_rng(spec.seed)
+        state = prefill(llm, [])
+        tg_once(llm, state, 8, rng)  # pages the weights in
+        rates = [SPEED_TOKENS / tg_once(llm, state, SPEED_TOKENS, rng) for _ in range(SPEED_REPEATS)]
+    finally:
+        llm.close()
+    rss, wall = peak_rss(path, params, RSS_PROMPT)
+    tg, spread = _median_spread(rates)
+    return {"tg_tok_s": tg, "tg_spread": spread, "tg_repeats": SPEED_REPEATS, "tg_tokens": SPEED_TOKENS,
+            "threads": params.threads, "n_ctx": spec.n_ctx, "peak_rss_bytes": rss, "rss_probe_prompt": RSS_PROMPT}
+
+
+def measure_runtime_rss() -> dict[str, object]:
+    """Peak RSS of a process that imports the runtime and loads no model: what several models
+    loaded in one process share, so the recommender counts it once."""
+    from radlite_edge.bench.measure import run_measured
+
+    _, rss = run_measured([sys.executable, "-c", "import llama_cpp, radlite_edge.assistant"
+                           if _has_assistant() else "import llama_cpp"])
+    return {"runtime_rss_bytes": rss}
+
+
+def _has_assistant() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("radlite_edge.assistant") is not None
+
+
+def measure_latency(path: Path, task_name: str, samples: Sequence, spec: SweepSpec) -> dict[str, object]:
+    """One request's wall time, as the assistant serves it: the published prompt, greedy, the
+    task's max tokens, a fresh cache per request (the naive path). Median of a few samples."""
+    from radlite_edge.engine import Engine
+    from radlite_edge.tasks import TASKS
+    from radlite_edge.tasks.prompts import get_profile
+
+    task = TASKS[task_name]
+    engine = Engine(path, n_ctx=spec.n_ctx, n_threads=spec.threads)
+    try:
+        profile = get_profile("radlite", engine.llm)
+        times, tokens = [], []
+        for s in samples[:LATENCY_SAMPLES]:
+            engine.forget_prefix()
+            t0 = time.perf_counter()
+            gen = engine.naive(task.prompt(s.input, [], profile=profile), max_tokens=task.max_tokens)
+            times.append(time.perf_counter() - t0)
+            tokens.append(gen.n_tokens)
+    finally:
+        engine.close()
+    med, spread = _median_spread(times)
+    return {"latency_s": med, "latency_spread": spread, "requests": len(times),
+            "tokens_median": statistics.median(tokens)}
+
+
+def measure_eval(path: Path, task_name: str, decoding: str, samples: Sequence, out: Path,
+                 spec: SweepSpec) -> dict[str, object]:
+    from radlite_edge.eval_records import EvalSettings
+    from radlite_edge.evaluation import evaluate
+
+    summary = evaluate(path, samples, out, tasks=task_name,
+                       settings=EvalSettings(grammar=decoding == "grammar", n=spec.n, seed=spec.seed),
+                       n_threads=spec.threads, n_ctx=spec.n_ctx)
+    t = summary.tasks[task_name]
+    best, floor = t.floor
+    return {"metric": t.metric, "value": t.value, "ci95": list(t.ci95), "n": t.n, "parsed": t.parsed,
+            "floor": floor, "floor_name": best, "seconds_per_sample": t.seconds_per_sample}
+
+
+# ------------------------------------------------------------------ the sweep
+
+
+def _cell_plan(variant: Variant, ref: Variant | None, spec: SweepSpec, grammar_tasks: set[str]) -> list[str]:
+    cells = ["file", "speed"]
+    if ref is not None and ref.path != variant.path:
+        cells.append("fidelity")
+    for task in spec.tasks:
+        for decoding in spec.decodings:
+            # free-text tasks decode the same with and without the label grammar: one cell serves both
+            if decoding == "grammar" and task not in grammar_tasks:
+                continue
+            cells.append(f"eval:{task}:{decoding}")
+        cells.append(f"latency:{task}")
+    return cells
+
+
+def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -> str:
+    parts = [model.digest]
+    if cell == "fidelity":
+        parts += [ref.digest if ref else "", f"w{spec.fidelity_windows}", f"c{DEFAULT_FIDELITY_CTX}"]
+    elif cell.startswith("eval:"):
+        parts += [f"n{spec.n}", f"s{spec.seed}"]
+    elif cell == "speed" or cell.startswith("latency:"):
+        parts += [f"t{spec.threads}", f"c{spec.n_ctx}"]
+    return "|".join(parts)
+
+
+def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Sequence, *,
+              on_note: Callable[[str], None] = lambda s: None,
+              on_step: Callable[[str], None] | None = None,
+              on_cell: Callable[[int, int, str], None] | None = None) -> SweepResult:
+    """Measure every cell not yet done; returns the run's variants and all its cells."""
+    from radlite_edge.bench.fidelity import measure_fidelity
+    from radlite_edge.tasks import TASKS
+
+    t0 = time.perf_counter()
+    run = Path(run)
+    make_dir(run)
+    by_task = {t: [s for s in samples if s.task == t and s.split == "test"] for t in spec.tasks}
+    missing = [t for t, ss in by_task.items() if not ss]
+    if missing:
+        raise UserError(f"no test samples for {', '.join(missing)} in the data")
+    grammar_tasks = {t for t in spec.tasks if TASKS[t].language is not None}
+    sources = sorted({s.source for ss in by_task.values() for s in ss})
+    result = SweepResult(run, [], [], data=f"{', '.join(sources)} test split, up to {spec.n} samples per task")
+    with CellBook(run) as book:
+        result.notes += book.notes
+        variants = plan_variants(inputs, run, spec, on_note=lambda s: (result.notes.append(s), on_note(s)),
+                                 on_step=on_step)
+        result.variants = variants
+        ids = {v.key: identify_model(v.path) for v in variants}
+        plans = []
+        for v in variants:
+            ref = reference_of(v, variants)
+            plans += [(v, ref, c) for c in _cell_plan(v, ref, spec, grammar_tasks)]
+        plans.append((None, None, "runtime"))
+        for i, (v, ref, cell) in enumerate(plans):
+            if v is None:
+                key = f"runtime|{sys.version_info[:2]}"
+                mid = None
+            else:
+                mid = ids[v.key]
+                key = _cell_key(cell, mid, ids[ref.key] if ref else None, spec)
+            if on_cell:
+                on_cell(i, len(plans), f"{v.key if v else 'runtime'} {cell}")
+            if (found := book.get(cell, key)) is not None:
+                result.reused += 1
+                result.measured[(v.key if v else "", cell)] = found
+                continue
+            c0 = time.perf_counter()
+            if cell == "runtime":
+                values = measure_runtime_rss()
+            elif cell == "file":
+                values = measure_file(v.path)
+            elif cell == "speed":
+                values = measure_speed(v.path, spec)
+            elif cell == "fidelity":
+                rows, facts = measure_fidelity(ref.path, [v.path], ctx=DEFAULT_FIDELITY_CTX,
+                                               max_windows=spec.fidelity_windows, n_threads=spec.threads)
+                values = {"kld_mean": max(0.0, rows[0].kld_mean), "top1": rows[0].top1, "ppl_ratio": rows[0].ppl_ratio,
+                          "positions": facts["positions"], "reference": ref.key}
+            elif cell.startswith("eval:"):
+                _, task, decoding = cell.split(":")
+                values = measure_eval(v.path, task, decoding, by_task[task], run / "eval" / v.imatrix, spec)
+            else:
+                values = measure_latency(v.path, cell.split(":", 1)[1], by_task[cell.split(":", 1)[1]], spec)
+            c = Cell(variant=v.key if v else "", cell=cell, key=key, model_id=mid.to_dict() if mid else None,
+                     values=values, seconds=time.perf_counter() - c0, when=_now())
+            book.add(c)
+            result.measured[(v.key if v else "", cell)] = c
+            result.made += 1
+        if on_cell:
+            on_cell(len(plans), len(plans), "done")
+        result.cells = list(book.done.values())
+    result.seconds = time.perf_counter() - t0
+    write_table(result, spec)
+    return result
+
+
+def joined_rows(result: SweepResult, spec: SweepSpec) -> list[dict]:
+    """One row per variant, every cell's values joined in: what the report and the recommender read."""
+    m = result.measured
+    rows = []
+    for v in result.variants:
+        ref = reference_of(v, result.variants)
+        row: dict = {"model": v.model, "level": v.level, "imatrix": v.imatrix, "path": str(v.path), "key": v.key,
+                     "reference": ref.key if ref else None, "tasks": {}}
+        for cell in ("file", "speed", "fidelity"):
+            if (v.key, cell) in m:
+                row.update({k: val for k, val in m[(v.key, cell)].values.items() if k != "reference"})
+        if ref is not None and ref.path == v.path:
+            row.update({"kld_mean": 0.0, "top1": 1.0, "ppl_ratio": 1.0})
+        for task in spec.tasks:
+            entry: dict = {}
+            for decoding in spec.decodings:
+                c = m.get((v.key, f"eval:{task}:{decoding}")) or m.get((v.key, f"eval:{task}:strict"))
+                if c is not None:
+                    entry[decoding] = c.values
+            if (c := m.get((v.key, f"latency:{task}"))) is not None:
+                entry.update(c.values)
+            row["tasks"][task] = entry
+        row["model_id"] = m[(v.key, "file")].model_id if (v.key, "file") in m else None
+        rows.append(row)
+    return rows
+
+
+TABLE_FILE = "tradeoff.json"
+
+
+def write_table(result: SweepResult, spec: SweepSpec) -> Path:
+    from radlite_edge.fileio import atomic_path
+    from radlite_edge.machine import describe
+
+    runtime = result.measured.get(("", "runtime"))
+    data = {"format": "radlite-tradeoff/1", "spec": {**asdict(spec)}, "machine": describe(),
+            "runtime_rss_bytes": runtime.values["runtime_rss_bytes"] if runtime else None,
+            "data": result.data, "seconds": result.seconds,
+            "rows": joined_rows(result, spec), "notes": result.notes}
+    path = result.run / TABLE_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    return path
