@@ -71,6 +71,9 @@ class SweepSpec:
     n: int
     levels: tuple[str, ...] = DEFAULT_LADDER
     imatrix: tuple[str, ...] = IMATRIX_SOURCES
+    # levels at which the other sources are compared with the first (None: every level); the
+    # full ladder is made with the first source only, which keeps a sweep's cost down
+    imatrix_levels: tuple[str, ...] | None = None
     decodings: tuple[str, ...] = DECODINGS
     threads: int | None = None
     seed: int = 0
@@ -154,9 +157,6 @@ def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note
                   on_step: Callable[[str], None] | None = None) -> list[Variant]:
     """Every file to measure: each F16/BF16/F32 input is quantized into ``run/ladder/<imatrix>/``
     for each importance-matrix source; a ladder folder or a quantized file is measured as given."""
-    from radlite_edge.convert.imatrix import make_imatrix
-    from radlite_edge.convert.quantize import quantize_ladder
-
     levels = [get_level(name).name for name in spec.levels]
     variants: list[Variant] = []
     for source in map(Path, inputs):
@@ -171,30 +171,41 @@ def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note
             continue
         variants.append(Variant(mid.name, mid.level, "none", source))
         quantized = [lv for lv in levels if lv not in REFERENCE_LEVELS]
-        for source_kind in spec.imatrix:
-            wanted = [lv for lv in quantized if (source_kind != "none" or not get_level(lv).needs_imatrix)
-                      and (source_kind == "none" or lv not in IMATRIX_BLIND or "none" not in spec.imatrix)]
-            skipped = sorted(lv for lv in set(quantized) - set(wanted) if get_level(lv).needs_imatrix)
-            if skipped:
-                on_note(f"{mid.name}: {', '.join(skipped)} need an importance matrix; not made with imatrix none")
-            if not wanted:
-                continue
-            folder = run / "ladder" / source_kind
-            make_dir(folder)
-            imatrix = None
-            if source_kind != "none":
-                imatrix = folder / f"{mid.name}-imatrix.gguf"
-                calib = generic_text(run / "generic-calibration.txt") if source_kind == "generic" else None
-                if on_step:
-                    on_step(f"imatrix ({source_kind}) of {mid.name}")
-                make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads)
-            if on_step:
-                on_step(f"quantize {mid.name} ({source_kind} imatrix): {', '.join(wanted)}")
-            for r in quantize_ladder(source, wanted, folder, imatrix=imatrix, n_threads=spec.threads, name=mid.name):
-                variants.append(Variant(mid.name, r.level, source_kind, Path(r.path)))
+        blind = [lv for lv in quantized if lv in IMATRIX_BLIND]
+        jobs = [("none", blind)] if blind else []
+        for i, kind in enumerate(spec.imatrix):
+            wanted = [lv for lv in quantized if lv not in IMATRIX_BLIND
+                      and (i == 0 or spec.imatrix_levels is None or lv in spec.imatrix_levels)]
+            if kind == "none" and (needing := [lv for lv in wanted if get_level(lv).needs_imatrix]):
+                on_note(f"{mid.name}: {', '.join(needing)} need an importance matrix; not made with imatrix none")
+                wanted = [lv for lv in wanted if lv not in needing]
+            jobs.append((kind, wanted))
+        for kind, wanted in jobs:
+            if wanted:
+                variants += _quantize(source, mid.name, kind, wanted, run, spec, on_step)
     if not variants:
         raise UserError("nothing to measure: give an F16 GGUF, a ladder folder or quantized GGUF files")
     return variants
+
+
+def _quantize(source: Path, name: str, kind: str, levels: list[str], run: Path, spec: SweepSpec,
+              on_step: Callable[[str], None] | None) -> list[Variant]:
+    from radlite_edge.convert.imatrix import make_imatrix
+    from radlite_edge.convert.quantize import quantize_ladder
+
+    folder = run / "ladder" / kind
+    make_dir(folder)
+    imatrix = None
+    if kind != "none":
+        imatrix = folder / f"{name}-imatrix.gguf"
+        calib = generic_text(run / "generic-calibration.txt") if kind == "generic" else None
+        if on_step:
+            on_step(f"imatrix ({kind}) of {name}")
+        make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads)
+    if on_step:
+        on_step(f"quantize {name} ({kind} imatrix): {', '.join(levels)}")
+    return [Variant(name, r.level, kind, Path(r.path))
+            for r in quantize_ladder(source, levels, folder, imatrix=imatrix, n_threads=spec.threads, name=name)]
 
 
 def reference_of(variant: Variant, variants: Sequence[Variant]) -> Variant | None:

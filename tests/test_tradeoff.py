@@ -32,9 +32,9 @@ def samples():
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_gguf, samples, tmp_path_factory, n_threads):
+def sweep(tiny_gguf, samples, tmp_path_factory):
     run = tmp_path_factory.mktemp("tradeoff") / "run"
-    spec = SweepSpec(tasks=TASKS, n=2, levels=LEVELS, imatrix=("radiology", "none"), threads=n_threads,
+    spec = SweepSpec(tasks=TASKS, n=2, levels=LEVELS, imatrix=("radiology", "none"), threads=1,
                      fidelity_windows=1)
     result = run_sweep([tiny_gguf("tiny-qwen2", "f16")], run, spec, samples)
     return run, spec, result
@@ -129,12 +129,12 @@ def _data_dir(run: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes_without_duplicates(tiny_gguf, tmp_path, n_threads):
+def test_killed_sweep_resumes_without_duplicates(tiny_gguf, tmp_path):
     run = tmp_path / "run"
     data = _data_dir(run)
     argv = [sys.executable, "-m", "radlite_edge.cli", "tradeoff", str(tiny_gguf("tiny-qwen3", "f16")), "-o", str(run),
             "--tasks", "m_staging,radiology_nli", "--n", "2", "--levels", "F16,Q8_0,Q4_0", "--imatrix", "none",
-            "--fidelity-windows", "1", "-t", str(n_threads), "--data", str(data), "--no-png", "--json"]
+            "--fidelity-windows", "1", "-t", "1", "--data", str(data), "--no-png", "--json"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cells = run / CELLS_FILE
     deadline = time.monotonic() + 120

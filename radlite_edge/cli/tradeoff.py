@@ -14,16 +14,6 @@ from .render import count_progress, err, out, parse_size, plain, print_json, pri
 DEFAULT_SWEEP_N = 200
 
 
-def _levels(text: str) -> tuple[str, ...]:
-    from ..levels import get_level
-    from ..errors import UserError
-
-    try:
-        return tuple(get_level(x).name for x in text.split(",") if x.strip())
-    except UserError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _imatrix_sources(text: str) -> tuple[str, ...]:
     from ..bench.tradeoff import IMATRIX_SOURCES
 
@@ -88,6 +78,7 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     check_writable_dir(run)
     tasks = tuple(t.name for t in select_tasks(args.tasks))
     spec = SweepSpec(tasks=tasks, n=args.n, levels=args.levels, imatrix=args.imatrix, threads=args.threads,
+                     imatrix_levels=args.imatrix_levels,
                      seed=args.seed, fidelity_windows=args.fidelity_windows,
                      decodings=("strict",) if args.strict_only else ("strict", "grammar"))
     args.interrupt_note = f"finished cells are kept in {run}/cells.jsonl; run the same command to go on"
@@ -186,11 +177,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--n", type=values.count, default=DEFAULT_SWEEP_N,
                    help=f"test samples per task (default {DEFAULT_SWEEP_N})")
     t.add_argument("--data", help="task data folder (default: the synthetic suite, written into the run folder)")
-    t.add_argument("--levels", type=_levels, default=DEFAULT_LADDER,
+    t.add_argument("--levels", type=values.level_list, default=DEFAULT_LADDER,
                    help=f"ladder made from an F16 input (default {','.join(DEFAULT_LADDER)})")
     t.add_argument("--imatrix", type=_imatrix_sources, default=IMATRIX_SOURCES,
                    help=f"importance-matrix sources, each its own ladder (default {','.join(IMATRIX_SOURCES)}): "
                         "radiology = our calibration reports, generic = English prose, none")
+    t.add_argument("--imatrix-levels", type=values.level_list,
+                   help="compare the other sources with the first at these levels only (default: every level), "
+                        "e.g. q3_k_m,q2_k")
     t.add_argument("--fidelity-windows", type=values.count, default=DEFAULT_FIDELITY_WINDOWS,
                    help=f"held-out windows of 512 tokens for KLD (default {DEFAULT_FIDELITY_WINDOWS})")
     t.add_argument("--strict-only", action="store_true", help="skip the grammar-constrained scores")

@@ -55,3 +55,17 @@ def split_list(text: str) -> str:
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: give splits from {', '.join(SPLITS)}")
     return ",".join(names)
+
+
+def level_list(text: str) -> tuple[str, ...]:
+    """Comma-separated quantization levels, each checked against the levels table."""
+    from ..errors import UserError
+    from ..levels import get_level
+
+    try:
+        names = tuple(get_level(x).name for x in text.split(",") if x.strip())
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not names:
+        raise argparse.ArgumentTypeError("an empty level list: give levels, e.g. f16,q8_0,q4_k_m")
+    return names
