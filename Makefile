@@ -17,7 +17,8 @@ SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 .PHONY: demo test test-fast install install-test smollm2 llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
 	bench-throughput llama-quantize bench-quantize clean
 
-demo: $(VENV)/.runtime
+# the runtime, matplotlib for the report's plots, and the embedded default's base GGUF
+demo: $(VENV)/.demo $(SMOLLM2)
 	$(BIN)/radlite demo
 
 # llama-quantize and llama-imatrix too, so their reference tests run here and in CI (they skip without them)
@@ -42,6 +43,10 @@ $(BIN)/python:
 $(VENV)/.runtime: $(SOURCES) | $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e .
 	touch $@
+
+$(VENV)/.demo: $(SOURCES) | $(BIN)/python
+	$(BIN)/pip install -q --no-build-isolation -e ".[report]"
+	touch $@ $(VENV)/.runtime
 
 $(VENV)/.test: $(SOURCES) | $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"

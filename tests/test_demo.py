@@ -1,20 +1,56 @@
-"""`radlite demo` (what `make demo` runs) goes through every step on the embedded default."""
+"""`radlite demo` (what `make demo` runs): the whole pipeline on the fine-tuned embedded default,
+on its smallest settings; every artifact and every summary section, then a second run that
+reuses everything."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from rich.console import Console
 
-from radlite_edge.demo import run_demo
+from radlite_edge.demo import print_summary, run_demo
+from radlite_edge.embedded import find_smollm2
+from radlite_edge.tasks.labels import TASK_NAMES
+
+pytestmark = pytest.mark.skipif(find_smollm2() is None, reason="the SmolLM2 base GGUF is not set up (make smollm2)")
+LEVELS = ("F16", "Q8_0", "Q4_K_M")
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    console = Console(record=True, width=200)
-    assert run_demo(tmp_path, n_threads=2, console=console) == 0
+@pytest.mark.slow
+def test_demo_end_to_end_then_reused(tmp_path):
+    run = tmp_path / "demo"
+    console = Console(record=True, width=220)
+    result = run_demo(run, n_threads=1, console=console, n=1, levels=LEVELS)
+    print_summary(result, console)
     text = console.export_text()
-    for name in ("tiny-qwen2", "tiny-qwen3"):
-        for level in ("F16", "Q8_0"):
-            assert (tmp_path / f"{name}-{level}.gguf").is_file()
-            assert (tmp_path / f"{name}-{level}.gguf.manifest.json").is_file()
-    assert text.count("tiny-qwen") >= 4 and "Q8_0" in text
-    # a second run reuses the checkpoints and the up-to-date GGUFs
-    assert run_demo(tmp_path, n_threads=2, console=console) == 0
+
+    assert (run / "smollm2-135m" / "config.json").is_file()
+    assert (run / "smollm2-135m-radlite-F16.gguf").is_file()
+    tr = run / "tradeoff"
+    for name in ("cells.jsonl", "tradeoff.json", "report/tradeoff.md", "report/tradeoff.csv",
+                 "report/accuracy_size.png", "report/drop_heatmap.png", "report/latency_fronts.png"):
+        assert (tr / name).is_file(), name
+    table = json.loads((tr / "tradeoff.json").read_text())
+    assert sorted(r["level"] for r in table["rows"]) == sorted(LEVELS)
+    assert all(set(r["tasks"]) == set(TASK_NAMES) for r in table["rows"])
+    md = (tr / "report" / "tradeoff.md").read_text()
+    assert all(f"## {t}" in md for t in TASK_NAMES) and "## Recommendation per device" in md
+
+    routes = json.loads((run / "routes.json").read_text())["routes"]
+    assert set(routes) == set(TASK_NAMES)
+    answers = [json.loads(x) for x in (run / "answers.jsonl").read_text().splitlines()[1:]]
+    assert [a["task"] for a in answers] == list(TASK_NAMES)  # each tagged request routed to its task
+    assert all(a["text"] and a["fields"] is not None for a in answers)
+    assert set(result.threads) == {"1"} and result.threads["1"] > 0
+
+    for title in ("strict scores per task and level", "deploy on a Raspberry Pi 5, 4 GB", "decode speed against threads",
+                  "tradeoff.md", "accuracy_size.png"):
+        assert title in text, title
+
+    cells = (tr / "cells.jsonl").read_text()
+    answers_mtime = (run / "answers.jsonl").stat().st_mtime_ns
+    again = run_demo(run, n_threads=1, console=Console(record=True, width=220), n=1, levels=LEVELS)
+    assert (tr / "cells.jsonl").read_text() == cells, "the second run measured something again"
+    assert (run / "answers.jsonl").stat().st_mtime_ns == answers_mtime
+    assert again.seconds < result.seconds
