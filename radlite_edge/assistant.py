@@ -17,6 +17,10 @@ Why it is shaped so:
   one model queue, while requests for different models run side by side.
 - The engine keeps the prompt prefix it evaluated last (system prompt and task instruction),
   so consecutive requests of one task evaluate only their report.
+- The extractive tasks (NER, temporal comparison, abnormality detection) decode by prompt
+  lookup (``speculative.py``) where the loaded model's rows are batch-invariant, probed once per
+  model and adapter; elsewhere, and with ``speculative=False``, by the plain path. The answer is
+  the same either way.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from .engine import Engine
 from .errors import UserError
 from .routes import Route, Routes
+from .speculative import EXTRACTIVE_TASKS, SpecStats, exact_rows, generate_speculative
 from .tasks import parsers
 from .tasks.interface import PUBLISHED, detect_task
 from .tasks.registry import get_task
@@ -108,6 +113,7 @@ class _Loaded:
         self.adapters: dict[Path, object] = {}  # llama_adapter_lora handles
         self.users = 0  # requests holding it; only an idle model is closed
         self.last_used = time.monotonic()
+        self.exact: dict[Path | None, bool] = {}  # adapter -> rows batch-invariant (speculation allowed)
 
     def adapter(self, path: Path):
         if path not in self.adapters:
@@ -118,7 +124,8 @@ class _Loaded:
 class Assistant:
     def __init__(self, routes: Routes, *, ram: int | None = None, n_ctx: int = PUBLISHED.generation.n_ctx,
                  n_threads: int | None = None, timeout: float | None = None,
-                 max_report_chars: int = MAX_REPORT_CHARS) -> None:
+                 max_report_chars: int = MAX_REPORT_CHARS, speculative: bool = True,
+                 flash_attn: bool = False) -> None:
         for route in routes.routes.values():
             if route.temperature:
                 raise UserError(f"{routes.source}: route {route.task!r}: temperature {route.temperature}: the "
@@ -137,6 +144,9 @@ class Assistant:
         self.n_threads = n_threads or min(PUBLISHED.generation.n_threads, os.cpu_count() or 1)
         self.timeout = timeout
         self.max_report_chars = max_report_chars
+        self.speculative = speculative
+        self.flash_attn = flash_attn  # off: answers equal the notebook's call; on: Q4_1-like models can speculate
+        self.spec = SpecStats()  # over every speculative answer
         self._models: dict[Path, _Loaded] = {}
         self._cond = threading.Condition()
         self.loads = 0  # models loaded so far (a budget makes this exceed the number of models)
@@ -158,7 +168,8 @@ class Assistant:
                 need = self._footprint(model)
                 used = sum(m.nbytes for m in self._models.values())
                 if self.ram is None or used + need <= self.ram:
-                    engine = Engine(model, n_ctx=self.n_ctx, n_threads=self.n_threads, n_parallel=1)
+                    engine = Engine(model, n_ctx=self.n_ctx, n_threads=self.n_threads, n_parallel=1,
+                                    flash_attn=self.flash_attn)
                     self._models[model] = _Loaded(model, engine, need)
                     self.loads += 1
                     break
@@ -244,10 +255,21 @@ class Assistant:
                 raise RequestTimeout(f"timed out after {deadline - t0:g} s ({step} tokens written)")
 
         language = task.language if route.decoding == "grammar" else None
-        gen = engine.generate([tokens], max_tokens=budget, language=language, trace=check_time)[0]
+        if self.speculative and route.task in EXTRACTIVE_TASKS and self._exact(loaded, route.adapter, tokens):
+            gen = generate_speculative(engine, tokens, max_tokens=budget, language=language, trace=check_time,
+                                       stats=self.spec)
+        else:
+            gen = engine.generate([tokens], max_tokens=budget, language=language, trace=check_time)[0]
         value = task.parse(gen.text)
         return Answer(route.task, route, gen.text, _json_value(value), answer_fields(route.task, _json_value(value)),
                       gen.prompt_tokens, gen.n_tokens, time.monotonic() - t0, truncated)
+
+    @staticmethod
+    def _exact(loaded: _Loaded, adapter: Path | None, tokens: list[int]) -> bool:
+        """Whether this model with this adapter verifies drafts bit for bit (probed on first use)."""
+        if adapter not in loaded.exact:
+            loaded.exact[adapter] = exact_rows(loaded.engine, tokens)
+        return loaded.exact[adapter]
 
     def _prompt_tokens(self, engine: Engine, task, report: str, budget: int, *,
                        truncate: bool) -> tuple[list[int], str, bool]:

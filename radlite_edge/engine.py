@@ -113,10 +113,13 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 class Engine:
     def __init__(self, model_path: Path, *, n_ctx: int = DEFAULT_CTX, n_threads: int | None = None,
-                 n_parallel: int = DEFAULT_PARALLEL, n_batch: int = 512, repack: bool = DEFAULT_REPACK):
+                 n_parallel: int = DEFAULT_PARALLEL, n_batch: int = 512, repack: bool = DEFAULT_REPACK,
+                 flash_attn: bool = False):
+        # flash_attn: off as the notebook's Llama; on, attention reads each row alone (speculative.py)
         check_parallel(n_parallel)
         self.model_path = Path(model_path)
-        self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, repack=repack)
+        self.llm = llm_mod.load(self.model_path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, repack=repack,
+                                flash_attn=flash_attn)
         # llama-cpp-python caps the batch at n_ctx: the parallel context takes the same cap, so
         # a prompt is split where the naive path splits it and no call exceeds the batch
         self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, int(self.llm.context_params.n_batch)
@@ -283,8 +286,10 @@ class Engine:
             self._ctx = None
         self.llm.close()
 
-    def _decode(self, entries: list[_Entry], prompt: bool = False) -> dict[int, np.ndarray]:
-        """Evaluate (token, position, sequence, want logits) entries; logits by sequence.
+    def _decode(self, entries: list[_Entry], prompt: bool = False,
+                rows: list[np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """Evaluate (token, position, sequence, want logits) entries; logits by sequence (the last
+        wanted row of each), and every wanted row in order appended to ``rows`` when given.
 
         Timed into ``self.times``, as prompt evaluation or as answer writing."""
         import llama_cpp
@@ -304,6 +309,8 @@ class Engine:
                 if want:
                     ptr = llama_cpp.llama_get_logits_ith(ctx, i)
                     out[seq] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+                    if rows is not None:
+                        rows.append(out[seq])
             (self.times.prompt if prompt else self.times.answer).add(len(chunk), time.perf_counter() - t0)
         return out
 

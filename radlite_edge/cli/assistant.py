@@ -76,7 +76,8 @@ def _assistant(args: argparse.Namespace):
     if args.routes and args.decoding:
         raise UserError("--decoding applies to the default routes; a routes file sets each route's decoding")
     plain(err, f"routes: {routes.source}")
-    return Assistant(routes, ram=args.ram, n_ctx=args.ctx, n_threads=args.threads, timeout=args.timeout)
+    return Assistant(routes, ram=args.ram, n_ctx=args.ctx, n_threads=args.threads, timeout=args.timeout,
+                     speculative=args.speculative, flash_attn=args.flash_attn)
 
 
 def _read_report(args: argparse.Namespace) -> str:
@@ -187,6 +188,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--threads", type=values.threads, default=min(4, os.cpu_count() or 1))
     p.add_argument("-c", "--ctx", type=values.tokens, default=2048, help="context per model (the published 2048)")
     p.add_argument("--timeout", type=float, help="seconds a request may take")
+    p.add_argument("--no-speculative", dest="speculative", action="store_false",
+                   help="decode NER, temporal and abnormality answers plainly (prompt-lookup drafts are used only "
+                        "where the model verifies them bit for bit, so the answers are the same)")
+    p.add_argument("--flash-attn", action="store_true",
+                   help="flash attention: answers then equal greedy decoding with it, not the notebook's call; "
+                        "with Q4_1-like models the extractive tasks speculate")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

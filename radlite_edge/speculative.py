@@ -1,0 +1,158 @@
+"""Prompt-lookup speculative decoding for the extractive tasks, identical to plain greedy decoding.
+
+NER, temporal comparison and abnormality detection answers copy spans of the report (entity
+words, "(related to: effusion)", the CheXpert names in order). So the next tokens are often
+predictable without a model: find the last n-gram of what has been written in the prompt or
+in the answer so far and draft the ``k`` tokens that followed it there. One llama.cpp call
+then evaluates the model's own last pick and the draft together (k+1 rows of one stream);
+each row is read as the plain path reads its one-row step (``Engine._extend_sequence``: the
+argmax, or the output language's pick), and the draft is kept while the model's pick equals
+it. The model's pick at the first disagreement is kept too, and the rejected draft's cells
+are dropped from the cache. On a CPU a step reads all the weights whatever its rows, so
+accepted drafts come almost free.
+
+Why it is gated: identity to plain greedy decoding needs each verified row to carry the bits
+of a one-row step, and llama.cpp's CPU kernels are not batch-invariant. Measured on the
+fine-tuned SmolLM2 default (one NER, temporal and abnormality sample each, every row of the
+plain answer re-evaluated 2, 7 or 8 rows at a time; /tmp probe, this 2-core machine):
+- flash attention off (the notebook's and the plain path's setting): no row of 141 kept its
+  bits, on the merged F16 (max |Δlogit| 0.07, no argmax flip) and on the Q4_1 base (from the
+  third row on; max |Δlogit| 1.2 and 5 argmax flips in 312 rows): several query rows of one
+  stream take another attention product than one;
+- flash attention on: the Q4_1 base kept every bit (312 of 312 rows; attention then reads
+  each row alone and Q4_1 products are per row), the merged F16 none (its products over two
+  or more rows take llamafile's tiled kernel, over one row ggml's dot product).
+Without flash attention the difference depends on the shapes (on a tiny Q4_1 model 11 of 12
+prompts kept their bits, one did not), so no probe can clear it. So ``exact_rows`` requires
+flash attention (each row's attention computed alone, whatever the batch) and then probes
+the weights' products on the request's own prompt: a few rows one at a time and the same rows
+in batches, bit for bit (a tiled kernel differs on any input). Where either fails the answer
+is decoded by the plain path, so it is identical in every case; speculation speeds up only
+engines that are batch-invariant by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .engine import Engine, Generation, Trace, _Sequence
+from .tasks.constraint import OutputLanguage
+
+EXTRACTIVE_TASKS = ("radiology_ner", "temporal_comparison", "abnormality_detection")
+DRAFT_TOKENS = 6  # k: a verification call of k+1 = 7 rows stays under the 8-row kernels (engine.py)
+NGRAM_MAX = 3  # the longest tail matched; longer tails rarely recur, shorter ones draft noise
+NGRAM_MIN = 2  # a one-token tail (";", "\n-") recurs everywhere and drafts what its last copy said
+PROBE_CALLS = 2  # batches of k+1 rows compared with one-row steps: a kernel change shows from the third row
+
+
+@dataclass
+class SpecStats:
+    """What speculation did: verification calls, draft tokens offered and kept."""
+
+    calls: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+    def add(self, other: "SpecStats") -> None:
+        self.calls, self.drafted, self.accepted = (self.calls + other.calls, self.drafted + other.drafted,
+                                                   self.accepted + other.accepted)
+
+
+def lookup_draft(history: Sequence[int], *, k: int = DRAFT_TOKENS, ngram_max: int = NGRAM_MAX,
+                 ngram_min: int = NGRAM_MIN) -> list[int]:
+    """Up to ``k`` tokens that followed the latest earlier occurrence of ``history``'s last n-gram
+    (the longest n first); none when no tail recurs."""
+    if k <= 0:
+        return []
+    h = np.asarray(history, dtype=np.int64)
+    for n in range(min(ngram_max, len(h) - 1), ngram_min - 1, -1):
+        tail = h[-n:]
+        # windows starting before the tail itself, latest first: the nearest copy is the likeliest
+        starts = np.flatnonzero(h[:len(h) - n] == tail[0])[::-1]
+        for start in starts:
+            if np.array_equal(h[start:start + n], tail):
+                draft = h[start + n:start + n + k]
+                if len(draft):
+                    return [int(t) for t in draft]
+    return []
+
+
+def exact_rows(engine: Engine, prompt: Sequence[int], *, width: int = DRAFT_TOKENS + 1) -> bool:
+    """Whether rows evaluated ``width`` at a time in one stream carry the bits of one-row steps on
+    this engine as loaded (model, adapters, context): flash attention, and the last rows of
+    ``prompt`` both ways."""
+    import llama_cpp
+
+    n = min(PROBE_CALLS * width, len(prompt) - 1)
+    if engine.llm.context_params.flash_attn_type != llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED or n < 2:
+        return False
+    engine._context(len(prompt))
+    head, tail = list(prompt[:-n]), list(prompt[-n:])
+    engine._set_prefix(head)  # the prompt's shared prefix, kept warm for the request that follows
+    mem, seq = engine._mem, 1
+
+    def run(step: int) -> list[np.ndarray]:
+        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+        llama_cpp.llama_memory_seq_cp(mem, 0, seq, -1, -1)
+        rows: list[np.ndarray] = []
+        for i in range(0, n, step):
+            engine._decode([(t, len(head) + i + j, seq, True) for j, t in enumerate(tail[i:i + step])],
+                           prompt=True, rows=rows)
+        return rows
+
+    try:
+        return all(a.tobytes() == b.tobytes() for a, b in zip(run(1), run(width)))
+    finally:
+        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+
+
+def generate_speculative(engine: Engine, prompt: Sequence[int], *, max_tokens: int,
+                         language: OutputLanguage | None = None, trace: Trace | None = None,
+                         k: int = DRAFT_TOKENS, stats: SpecStats | None = None) -> Generation:
+    """Greedy continuation of one token prompt, drafts verified k+1 rows a call.
+
+    The tokens are the plain path's (``Engine.generate``) wherever ``exact_rows`` holds for the
+    engine: every row is read by the same code as a one-row step and kept only after the tokens
+    before it, which is the input the plain path would have given it. ``trace`` sees the rows a
+    token is chosen from, as ``generate``'s.
+    """
+    import llama_cpp
+
+    if len(prompt) + max_tokens > engine.n_ctx:
+        raise RuntimeError(f"a prompt of {len(prompt)} tokens + {max_tokens} to generate does not fit "
+                           f"the context of {engine.n_ctx} tokens (raise -c)")
+    stats = stats if stats is not None else SpecStats()
+    prompt = list(prompt)
+    engine._context(len(prompt) + max_tokens)
+    t0 = time.perf_counter()
+    s = _Sequence(seq_id=1, pos=len(prompt), state=language.start() if language else None)
+    row = engine._evaluate_prompts([prompt], len(prompt) - 1)[s.seq_id]
+    if trace is not None:
+        trace(0, 0, row)
+    entries = engine._extend_sequence(s, row, max_tokens=max_tokens, language=language)
+    while entries:
+        draft = lookup_draft(prompt + s.tokens, k=min(k, max_tokens - len(s.tokens))) if s.faithful else []
+        batch = [(t, p, q, i == len(entries) - 1) for i, (t, p, q, _) in enumerate(entries)]
+        batch += [(d, s.pos + j, s.seq_id, True) for j, d in enumerate(draft)]
+        rows: list[np.ndarray] = []
+        engine._decode(batch, rows=rows)
+        stats.calls, stats.drafted = stats.calls + 1, stats.drafted + len(draft)
+        entries = []
+        for j, row in enumerate(rows):
+            if trace is not None:
+                trace(0, len(s.tokens), row)
+            taken = engine._extend_sequence(s, row, max_tokens=max_tokens, language=language)
+            if j < len(draft) and [e[0] for e in taken] == [draft[j]]:
+                stats.accepted += 1  # the model's own pick: its cell is already in the cache
+                continue
+            if taken:
+                # the model's pick differs from the draft (or ends it): cells from here on are stale
+                llama_cpp.llama_memory_seq_rm(engine._mem, s.seq_id, taken[0][1], -1)
+            entries = taken
+            break
+    llama_cpp.llama_memory_seq_rm(engine._mem, s.seq_id, -1, -1)
+    return Generation(s.text.decode("utf-8", errors="ignore"), len(s.tokens), len(prompt), time.perf_counter() - t0)
