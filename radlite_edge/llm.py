@@ -25,6 +25,10 @@ def load(path: Path, *, n_ctx: int = 512, n_threads: int | None = None, repack: 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
+    if n_threads is not None:
+        # llama-cpp-python gives prompt batches every core unless told: -t 1 must mean one thread
+        # there too, or a process shares its cores with itself and with everything else running
+        kwargs.setdefault("n_threads_batch", n_threads)
     try:
         with _model_params(use_extra_bufts=repack):
             return Llama(str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, **kwargs)
