@@ -126,6 +126,7 @@ class SweepResult:
     seconds: float = 0.0
     measured: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (variant key, cell) -> its record
     data: str = ""  # which samples: "synthetic test split, n=200 per task"
+    missing: int = 0  # cells not measured (report only)
 
 
 # ------------------------------------------------------------------ the ladder
@@ -361,6 +362,14 @@ def _cell_plan(variant: Variant, ref: Variant | None, spec: SweepSpec, grammar_t
     return cells
 
 
+def _cell_rank(cell: str) -> int:
+    if cell in ("file", "speed", "fidelity"):
+        return 0
+    if cell.endswith(":strict"):
+        return 1
+    return 2 if cell.startswith("eval:") else 3
+
+
 def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -> str:
     parts = [model.digest]
     if cell == "fidelity":
@@ -375,8 +384,9 @@ def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -
 def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Sequence, *,
               on_note: Callable[[str], None] = lambda s: None,
               on_step: Callable[[str], None] | None = None,
-              on_cell: Callable[[int, int, str], None] | None = None) -> SweepResult:
-    """Measure every cell not yet done; returns the run's variants and all its cells."""
+              on_cell: Callable[[int, int, str], None] | None = None, measure: bool = True) -> SweepResult:
+    """Measure every cell not yet done (``measure=False``: none, only the table of what is done);
+    returns the run's variants and all its cells."""
     from radlite_edge.bench.fidelity import measure_fidelity
     from radlite_edge.tasks import TASKS
 
@@ -396,10 +406,11 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
                                  on_step=on_step)
         result.variants = variants
         ids = {v.key: identify_model(v.path) for v in variants}
-        plans = []
-        for v in variants:
-            ref = reference_of(v, variants)
-            plans += [(v, ref, c) for c in _cell_plan(v, ref, spec, grammar_tasks)]
+        plans = [(v, reference_of(v, variants), c) for v in variants
+                 for c in _cell_plan(v, reference_of(v, variants), spec, grammar_tasks)]
+        # cheap facts first, then the strict scores of every file, then the rest: a sweep cut short
+        # (or --report-only) still has the trade-off's core for every level
+        plans.sort(key=lambda p: _cell_rank(p[2]))
         plans.append((None, None, "runtime"))
         for i, (v, ref, cell) in enumerate(plans):
             if v is None:
@@ -413,6 +424,9 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
             if (found := book.get(cell, key)) is not None:
                 result.reused += 1
                 result.measured[(v.key if v else "", cell)] = found
+                continue
+            if not measure:
+                result.missing += 1
                 continue
             c0 = time.perf_counter()
             if cell == "runtime":
@@ -446,6 +460,8 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
 
 def joined_rows(result: SweepResult, spec: SweepSpec) -> list[dict]:
     """One row per variant, every cell's values joined in: what the report and the recommender read."""
+    from radlite_edge.tasks import TASKS
+
     m = result.measured
     rows = []
     for v in result.variants:
@@ -460,7 +476,9 @@ def joined_rows(result: SweepResult, spec: SweepSpec) -> list[dict]:
         for task in spec.tasks:
             entry: dict = {}
             for decoding in spec.decodings:
-                c = m.get((v.key, f"eval:{task}:{decoding}")) or m.get((v.key, f"eval:{task}:strict"))
+                c = m.get((v.key, f"eval:{task}:{decoding}"))
+                if c is None and TASKS[task].language is None:  # one eval served both (see _cell_plan)
+                    c = m.get((v.key, f"eval:{task}:strict"))
                 if c is not None:
                     entry[decoding] = c.values
             if (c := m.get((v.key, f"latency:{task}"))) is not None:
@@ -482,7 +500,9 @@ def write_table(result: SweepResult, spec: SweepSpec) -> Path:
     data = {"format": "radlite-tradeoff/1", "spec": {**asdict(spec)}, "machine": describe(),
             "runtime_rss_bytes": runtime.values["runtime_rss_bytes"] if runtime else None,
             "data": result.data, "seconds": result.seconds,
-            "rows": joined_rows(result, spec), "notes": result.notes}
+            "rows": joined_rows(result, spec),
+            "notes": result.notes + ([f"{result.missing} cells not measured yet (a report of what is done): run "
+                                      "the same radlite tradeoff command again to go on"] if result.missing else [])}
     path = result.run / TABLE_FILE
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")

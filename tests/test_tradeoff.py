@@ -251,3 +251,20 @@ def test_bad_sweep_values(flag, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tradeoff", "m.gguf", "-o", str(tmp_path / "run"), flag, value])
     assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_report_only_measures_nothing_and_shows_the_gaps(sweep, tiny_gguf, samples):
+    import dataclasses
+
+    run, spec, result = sweep
+    before = (run / CELLS_FILE).read_text()
+    wider = dataclasses.replace(spec, tasks=TASKS + ("n_staging",))
+    partial = run_sweep([tiny_gguf("tiny-qwen2", "f16")], run, wider, samples, measure=False)
+    assert (run / CELLS_FILE).read_text() == before
+    assert partial.made == 0 and partial.missing == 3 * len(partial.variants)  # strict, grammar, latency each
+    table = load_table(run)
+    assert all(r["tasks"]["n_staging"] == {} for r in table["rows"])
+    assert any("not measured yet" in n for n in table["notes"])
+    md = (write_report(table, run / "partial") and (run / "partial" / "tradeoff.md").read_text())
+    assert "## n_staging" in md and "| — |" in md
+    run_sweep([tiny_gguf("tiny-qwen2", "f16")], run, spec, samples)  # the table of the full run again

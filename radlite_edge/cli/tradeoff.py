@@ -89,15 +89,17 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
                            on_note=lambda s: plain(err, f"note: {s}"),
                            on_step=lambda s: bar.update(task, description=f"tradeoff: {s}"),
                            on_cell=lambda i, n, what: bar.update(task, completed=i, total=n,
-                                                                 description=f"tradeoff: {what}"))
+                                                                 description=f"tradeoff: {what}"),
+                           measure=not args.report_only)
     table = load_table(run)
     written = write_report(table, run / "report", tolerance=args.tolerance, png=not args.no_png)
     if args.json:
         print_json({"run": str(run), "cells_made": result.made, "cells_reused": result.reused,
+                    "cells_missing": result.missing,
                     "seconds": result.seconds, "report": [str(p) for p in written]})
         return 0
     plain(out, f"{run}: {len(result.variants)} files, {result.made} cells measured, {result.reused} reused, "
-               f"{result.seconds / 60:.1f} min")
+               f"{result.seconds / 60:.1f} min" + (f"; {result.missing} not measured yet" if result.missing else ""))
     for p in written:
         plain(out, f"  {p}")
     return 0
@@ -192,6 +194,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a level holds a task when within this of F16 or inside F16's interval (default 0.01)")
     t.add_argument("-t", "--threads", type=values.threads, default=os.cpu_count())
     t.add_argument("--seed", type=values.seed, default=0)
+    t.add_argument("--report-only", action="store_true",
+                   help="measure nothing: the table and report of the cells done so far")
     t.add_argument("--no-png", action="store_true", help="Markdown and CSV only (no matplotlib)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tradeoff)
