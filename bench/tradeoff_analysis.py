@@ -217,7 +217,7 @@ def recommend(table: dict, budget: Budget, tasks: Sequence[str] | None = None) -
 
 
 def fmt_bytes(n: float) -> str:
-    return f"{n / GiB:.2f} GiB" if n >= GiB / 4 else f"{n / 2 ** 20:.0f} MiB"
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 2 ** 20:.0f} MiB"
 
 
 def apply_bench(table: dict, records: Sequence) -> int:

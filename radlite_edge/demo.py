@@ -221,11 +221,12 @@ def summary_tables(result: DemoResult) -> list[Table]:
         picks.add_row(p.task, p.row["level"] if p.row else "—", f"{value(p.row, p.task):.2f}" if p.row else "—",
                       fmt_bytes(p.row["peak_rss_bytes"]) if p.row else p.why,
                       json.dumps(a.get("fields"), ensure_ascii=False)[:70] if a else "")
-    speed = Table(title="decode speed against threads (" + Path(json.loads(
-        (result.run / "threads.json").read_text())["file"]).name + ")")
+    speed = Table(title="decode speed against threads")
+    speed.add_column("file")
     for t in result.threads:
         speed.add_column(f"{t} thread{'s' if t != '1' else ''}", justify="right")
-    speed.add_row(*(f"{v:.1f} tok/s" for v in result.threads.values()))
+    speed.add_row(json.loads((result.run / "threads.json").read_text())["file"],
+                  *(f"{v:.1f} tok/s" for v in result.threads.values()))
     return [scores, picks, speed]
 
 
