@@ -57,8 +57,15 @@ def load_table(run: Path) -> dict:
 
 
 def score(row: dict, task: str, decoding: str = "strict") -> dict | None:
-    entry = row["tasks"].get(task, {})
-    return entry.get(decoding) or (entry.get("strict") if decoding == "grammar" else None)
+    return row["tasks"].get(task, {}).get(decoding)  # free-text tasks carry their strict score as grammar too
+
+
+def complete_decoding(table: dict) -> str:
+    """The decoding every file was scored in on every task: grammar (the deployment mode) when the
+    sweep measured it throughout, else strict."""
+    rows, tasks = table["rows"], table["spec"]["tasks"]
+    full = all(score(r, t, "grammar") for r in rows for t in tasks)
+    return "grammar" if full else "strict"
 
 
 def value(row: dict, task: str, decoding: str = "strict") -> float | None:

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from radlite_edge.fileio import atomic_path, make_dir
 
-from .tradeoff_analysis import (DEFAULT_TOLERANCE, DEVICES, Budget, Recommendation, drop, fmt_bytes, pareto_front,
-                                recommend, score, smallest_holding, value)
+from .tradeoff_analysis import (DEFAULT_TOLERANCE, DEVICES, Budget, Recommendation, complete_decoding, drop, fmt_bytes,
+                                pareto_front, recommend, score, smallest_holding, value)
 
 MiB = 2 ** 20
 
@@ -126,8 +126,9 @@ def markdown(table: dict, *, tolerance: float = DEFAULT_TOLERANCE, plots: Sequen
     lines += ["## Recommendation per device", "",
               "Budgets are the device's RAM less what its OS and front end keep (our assumption, in the profile); "
               "speeds are this machine's unless a bench run on the device replaced them (recommend --bench).", ""]
+    decoding = complete_decoding(table)
     for name, dev in DEVICES.items():
-        rec = recommend(table, Budget(ram_bytes=dev.budget_bytes, max_drop=tolerance))
+        rec = recommend(table, Budget(ram_bytes=dev.budget_bytes, max_drop=tolerance, decoding=decoding))
         lines += recommendation_lines(rec, f"{dev.name} (`{name}`: {fmt_bytes(dev.budget_bytes)} for the service; "
                                            f"{dev.note})")
     if table.get("notes"):

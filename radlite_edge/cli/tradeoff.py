@@ -105,8 +105,8 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _budget(args: argparse.Namespace):
-    from ..bench.tradeoff_analysis import DEVICES, Budget
+def _budget(args: argparse.Namespace, table: dict):
+    from ..bench.tradeoff_analysis import DEVICES, Budget, complete_decoding
     from ..errors import UserError
 
     if args.device and args.ram:
@@ -115,7 +115,7 @@ def _budget(args: argparse.Namespace):
         raise UserError(f"give the device's budget: --ram SIZE, or --device {{{','.join(DEVICES)}}}")
     ram = DEVICES[args.device].budget_bytes if args.device else args.ram
     return Budget(ram_bytes=ram, min_tok_s=args.min_tok_s, max_latency_s=args.max_latency, max_drop=args.max_drop,
-                  decoding=args.decoding)
+                  decoding=args.decoding or complete_decoding(table))
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -124,7 +124,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from ..fileio import check_output_file
 
     table = load_table(Path(args.run))
-    budget = _budget(args)
+    budget = _budget(args, table)
     routes_out = check_output_file(args.routes_out, flag="--routes-out") if args.routes_out else None
     if args.bench:
         from ..bench.tradeoff_analysis import apply_bench
@@ -208,8 +208,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-latency", type=_seconds, help="one request within this, e.g. 2s")
     r.add_argument("--max-drop", type=_fraction, default=DEFAULT_TOLERANCE,
                    help="accuracy given up against F16, at most (default 0.01; inside F16's interval also holds)")
-    r.add_argument("--decoding", choices=("grammar", "strict"), default="grammar",
-                   help="which scores to rank on (default grammar: the assistant's deployment mode)")
+    r.add_argument("--decoding", choices=("grammar", "strict"),
+                   help="which scores to rank on (default: grammar, the assistant's deployment mode, where the "
+                        "sweep measured it for every file; else strict)")
     r.add_argument("--bench", help="radlite bench results JSONL measured on the device: its tg tok/s replace ours")
     r.add_argument("--routes-out", help="write the choice as an assistant routes file")
     r.add_argument("--json", action="store_true")
