@@ -229,7 +229,7 @@ def test_recommend_writes_routes_the_assistant_loads(table, tmp_path, capsys):
     # the table has strict scores only: ranked on strict, and the routes decode as ranked
     assert {r.decoding for r in loaded.routes.values()} == {"strict"}
     # the same as routes_for, saved by the library
-    save_routes(routes_for(recommend(table, Budget(ram_bytes=7 * GiB))), tmp_path / "again.json")
+    save_routes(routes_for(recommend(table, Budget(ram_bytes=7 * GiB, decoding="strict"))), tmp_path / "again.json")
     assert load_routes(tmp_path / "again.json", check_files=False).routes.keys() == loaded.routes.keys()
 
 
