@@ -370,6 +370,14 @@ def _cell_rank(cell: str) -> int:
     return 2 if cell.startswith("eval:") else 3
 
 
+def _task_cost(cell: str) -> int:
+    """Short-answer tasks first: the label tasks' scores for every file come before the long answers'."""
+    from radlite_edge.tasks import TASKS
+
+    parts = cell.split(":")
+    return TASKS[parts[1]].max_tokens if len(parts) > 1 and parts[1] in TASKS else 0
+
+
 def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -> str:
     parts = [model.digest]
     if cell == "fidelity":
@@ -410,7 +418,7 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
                  for c in _cell_plan(v, reference_of(v, variants), spec, grammar_tasks)]
         # cheap facts first, then the strict scores of every file, then the rest: a sweep cut short
         # (or --report-only) still has the trade-off's core for every level
-        plans.sort(key=lambda p: _cell_rank(p[2]))
+        plans.sort(key=lambda p: (_cell_rank(p[2]), _task_cost(p[2])))
         plans.append((None, None, "runtime"))
         for i, (v, ref, cell) in enumerate(plans):
             if v is None:
