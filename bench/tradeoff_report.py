@@ -162,11 +162,14 @@ def plot_accuracy_size(table: dict, out: Path) -> Path:
     plt = _pyplot()
     rows, tasks = table["rows"], table["spec"]["tasks"]
     fig, axes = _grid(plt, len(tasks))
+    lines = sorted(_lines(rows).items())
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {group: palette[i % len(palette)] for i, (group, _) in enumerate(lines)}  # one color per line, every panel
     for ax, task in zip(axes, tasks):
-        for (model, imx), group in sorted(_lines(rows).items()):
+        for (model, imx), group in lines:
             pts = sorted((r["bytes"] / MiB, value(r, task)) for r in group if value(r, task) is not None)
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, label=f"{model} ({imx})")
+                ax.plot(*zip(*pts), marker="o", ms=3, color=colors[(model, imx)])
         for r in rows:
             if r.get("reference") == r["key"] and value(r, task) is not None:
                 ax.axhline(value(r, task), ls="--", lw=1, color="grey")
@@ -176,9 +179,13 @@ def plot_accuracy_size(table: dict, out: Path) -> Path:
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("file MiB", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=6)
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], color=colors[g], marker="o", ms=3) for g, _ in lines],
+               [f"{model} ({imx} imatrix)" for (model, imx), _ in lines], loc="lower center", ncol=min(4, len(lines)),
+               fontsize=7, frameon=False)
     fig.suptitle("Strict accuracy against file size (F16 dashed, floor dotted)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, plt, out)
 
 
