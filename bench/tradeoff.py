@@ -79,6 +79,8 @@ class SweepSpec:
     seed: int = 0
     fidelity_windows: int = DEFAULT_FIDELITY_WINDOWS
     n_ctx: int = 2048  # the published deployment context (RADLITE.md): RSS and latency are measured in it
+    imatrix_chunks: int | None = None  # calibration chunks of 512 tokens (None: radlite imatrix's default)
+    latency_samples: int = LATENCY_SAMPLES
 
 
 @dataclass
@@ -202,7 +204,8 @@ def _quantize(source: Path, name: str, kind: str, levels: list[str], run: Path, 
         calib = generic_text(run / "generic-calibration.txt") if kind == "generic" else None
         if on_step:
             on_step(f"imatrix ({kind}) of {name}")
-        make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads)
+        make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads,
+                     **({"max_chunks": spec.imatrix_chunks} if spec.imatrix_chunks else {}))
     if on_step:
         on_step(f"quantize {name} ({kind} imatrix): {', '.join(levels)}")
     return [Variant(name, r.level, kind, Path(r.path))
@@ -318,7 +321,7 @@ def measure_latency(path: Path, task_name: str, samples: Sequence, spec: SweepSp
     try:
         profile = get_profile("radlite", engine.llm)
         times, tokens = [], []
-        for s in samples[:LATENCY_SAMPLES]:
+        for s in samples[:spec.latency_samples]:
             engine.forget_prefix()
             t0 = time.perf_counter()
             gen = engine.naive(task.prompt(s.input, [], profile=profile), max_tokens=task.max_tokens)
@@ -384,8 +387,11 @@ def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -
         parts += [ref.digest if ref else "", f"w{spec.fidelity_windows}", f"c{DEFAULT_FIDELITY_CTX}"]
     elif cell.startswith("eval:"):
         parts += [f"n{spec.n}", f"s{spec.seed}"]
-    elif cell == "speed" or cell.startswith("latency:"):
+    elif cell == "speed":
         parts += [f"t{spec.threads}", f"c{spec.n_ctx}"]
+    elif cell.startswith("latency:"):
+        parts += [f"t{spec.threads}", f"c{spec.n_ctx}"] + ([f"r{spec.latency_samples}"]
+                                                          if spec.latency_samples != LATENCY_SAMPLES else [])
     return "|".join(parts)
 
 
@@ -508,6 +514,7 @@ def write_table(result: SweepResult, spec: SweepSpec) -> Path:
     data = {"format": "radlite-tradeoff/1", "spec": {**asdict(spec)}, "machine": describe(),
             "runtime_rss_bytes": runtime.values["runtime_rss_bytes"] if runtime else None,
             "data": result.data, "seconds": result.seconds,
+            "cell_seconds": sum(c.seconds for c in result.measured.values()),
             "rows": joined_rows(result, spec),
             "notes": result.notes + ([f"{result.missing} cells not measured yet (a report of what is done): run "
                                       "the same radlite tradeoff command again to go on"] if result.missing else [])}

@@ -95,8 +95,9 @@ def markdown(table: dict, *, tolerance: float = DEFAULT_TOLERANCE, plots: Sequen
              f"Data: {table.get('data', '?')}. Strict scoring (an unparsable answer is wrong) with 95 % bootstrap "
              "intervals; grammar = label tasks constrained to their label set (the deployment mode). The floor is the "
              "best trivial answer on the same samples.",
-             f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; speeds with {spec.get('threads')} threads, "
-             f"context {spec.get('n_ctx')}. Sweep wall time: {table.get('seconds', 0) / 60:.1f} min.", ""]
+             f"Machine: {m.get('cpu', '?')}, {m.get('usable_cpus', '?')} usable CPUs, {m.get('ram_gib', '?')} GiB; speeds "
+             f"with {spec.get('threads')} thread(s), context {spec.get('n_ctx')}. Measuring time of the cells: "
+             f"{table.get('cell_seconds', 0) / 60:.1f} min.", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots] + [""]
     lines += ["## Files", ""]
     lines += _md_table(("model", "imatrix", "level", "MiB", "bits/w", "KLD", "top-1", "tg tok/s", "peak RSS"),
@@ -113,7 +114,7 @@ def markdown(table: dict, *, tolerance: float = DEFAULT_TOLERANCE, plots: Sequen
             s = score(r, task)
             d = drop(rows, r, task)
             body.append([f"{r['model']} {r['level']} ({r['imatrix']})", _pct(value(r, task)) + _ci(s),
-                         _pct(value(r, task, "grammar")), "—" if d is None else f"{-100 * d:+.1f}",
+                         _pct(value(r, task, "grammar")), "—" if d is None else f"{-100 * d + 0.0:+.1f}",
                          _num(r["tasks"].get(task, {}).get("latency_s"), ".2f")])
         lines += _md_table(("file", "strict [95 % CI]", "grammar", "vs F16 (pts)", "latency s"), body)
         hold = smallest_holding(rows, task, tolerance)

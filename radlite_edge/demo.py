@@ -31,6 +31,8 @@ DEMO_LEVELS = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 DEMO_N = 20  # test samples per task: enough to see the trade-off's shape, stated beside every score
 DEMO_DEVICE = "pi5-4g"
 DEMO_FIDELITY_WINDOWS = 8
+DEMO_IMATRIX_CHUNKS = 16  # 8k tokens of radiology text: a demo's calibration (radlite imatrix takes 64)
+DEMO_LATENCY_SAMPLES = 1
 ADAPTER = Path("adapters/smollm2-135m-radlite")  # the shipped adapter, in the source tree
 SHAPE_LEVELS = ("Q8_0", "Q4_K_M", "Q2_K")
 
@@ -142,7 +144,8 @@ def run_demo(run: Path, *, n_threads: int, console: Console, n: int = DEMO_N,
     samples = read_dir(data)
     say(f"trade-off sweep: {', '.join(levels)} (radiology imatrix) × 9 tasks × n={n}, strict scoring")
     spec = SweepSpec(tasks=tuple(TASK_NAMES), n=n, levels=tuple(levels), imatrix=("radiology",),
-                     decodings=("strict",), threads=n_threads, fidelity_windows=DEMO_FIDELITY_WINDOWS)
+                     decodings=("strict",), threads=n_threads, fidelity_windows=DEMO_FIDELITY_WINDOWS,
+                     imatrix_chunks=DEMO_IMATRIX_CHUNKS, latency_samples=DEMO_LATENCY_SAMPLES)
     run_sweep([f16], run / "tradeoff", spec, samples, on_cell=on_cell)
     table = load_table(run / "tradeoff")
     report = write_report(table, run / "tradeoff" / "report")
@@ -231,8 +234,10 @@ def summary_tables(result: DemoResult) -> list[Table]:
 
 
 def print_summary(result: DemoResult, console: Console) -> None:
+    from .cli.render import print_table
+
     for t in summary_tables(result):
-        console.print(t)
+        print_table(t, console)  # a pipe or a log gets the whole table, not 80 columns of it
     for p in result.report:
         console.print(f"  {p}", highlight=False)
     console.print(f"demo finished in {result.seconds:.0f} s; run it again to reuse everything in {result.run}/",
