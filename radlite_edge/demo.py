@@ -71,7 +71,8 @@ def _thread_scaling(path: Path, run: Path, *, max_threads: int) -> dict[str, flo
     """tg tok/s at 1..all threads of one file, cached beside the run keyed on the file's digest."""
     import dataclasses
 
-    from .bench.tradeoff import SweepSpec, measure_speed
+    from .bench.tradeoff import SweepSpec
+    from .bench.tradeoff_measure import measure_speed
     from .identity import identify_model
 
     cache = run / "threads.json"
@@ -165,7 +166,8 @@ def _shape_demo(run: Path, shape: str, *, n_threads: int, console: Console, t0: 
                 on_cell: Callable[[int, int, str], None] | None) -> DemoResult:
     """Full-size random weights: size, tg tok/s and peak RSS per level, nothing scored."""
     from .bench.synthetic import ensure_models
-    from .bench.tradeoff import SweepSpec, measure_file, measure_speed
+    from .bench.tradeoff import SweepSpec
+    from .bench.tradeoff_measure import measure_file, measure_speed
     from .identity import identify_model
 
     _step(console, f"{shape} with random weights at {', '.join(SHAPE_LEVELS)} (made once, cached in {run})")

@@ -13,14 +13,15 @@ from radlite_edge.demo import print_summary, run_demo
 from radlite_edge.embedded import find_smollm2
 from radlite_edge.tasks.labels import TASK_NAMES
 
-pytestmark = pytest.mark.skipif(find_smollm2() is None, reason="the SmolLM2 base GGUF is not set up (make smollm2)")
+NEEDS_SMOLLM2 = pytest.mark.skipif(find_smollm2() is None, reason="the SmolLM2 base GGUF is not set up (make smollm2)")
 LEVELS = ("F16", "Q8_0", "Q4_K_M")
 
 
+@NEEDS_SMOLLM2
 @pytest.mark.slow
 def test_demo_end_to_end_then_reused(tmp_path):
     run = tmp_path / "demo"
-    console = Console(record=True, width=220)
+    console = Console(record=True, width=220, force_terminal=True)  # recorded as a terminal shows it
     result = run_demo(run, n_threads=2, console=console, n=1, levels=LEVELS)
     print_summary(result, console)
     text = console.export_text()
@@ -54,3 +55,15 @@ def test_demo_end_to_end_then_reused(tmp_path):
     assert (tr / "cells.jsonl").read_text() == cells, "the second run measured something again"
     assert (run / "answers.jsonl").stat().st_mtime_ns == answers_mtime
     assert again.seconds < result.seconds
+
+
+def test_shape_demo_measures_size_speed_and_memory(tmp_path):
+    """The --shape half on the tiny shape (the CLI offers the full-size ones: same code, GBs of random weights)."""
+    console = Console(record=True, width=160, force_terminal=True)
+    result = run_demo(tmp_path / "shape", n_threads=1, console=console, shape="tiny-qwen2")
+    print_summary(result, console)
+    rows = json.loads((tmp_path / "shape" / "shape.json").read_text())["rows"]
+    assert [r["level"] for r in rows] == ["Q8_0", "Q4_K_M", "Q2_K"]
+    assert all(r["tg_tok_s"] > 0 and r["peak_rss_bytes"] > r["bytes"] for r in rows)
+    assert rows[0]["bits_per_weight"] > rows[1]["bits_per_weight"] > rows[2]["bits_per_weight"]
+    assert "random weights: size, speed and memory per level" in console.export_text()
