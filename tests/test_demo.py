@@ -66,4 +66,5 @@ def test_shape_demo_measures_size_speed_and_memory(tmp_path):
     assert [r["level"] for r in rows] == ["Q8_0", "Q4_K_M", "Q2_K"]
     assert all(r["tg_tok_s"] > 0 and r["peak_rss_bytes"] > r["bytes"] for r in rows)
     assert rows[0]["bits_per_weight"] > rows[1]["bits_per_weight"] > rows[2]["bits_per_weight"]
-    assert "random weights: size, speed and memory per level" in console.export_text()
+    text = console.export_text()
+    assert "random weights" in text and "peak RSS" in text and "Q2_K" in text
