@@ -124,7 +124,7 @@ class _Loaded:
 class Assistant:
     def __init__(self, routes: Routes, *, ram: int | None = None, n_ctx: int = PUBLISHED.generation.n_ctx,
                  n_threads: int | None = None, timeout: float | None = None,
-                 max_report_chars: int = MAX_REPORT_CHARS, speculative: bool = True,
+                 max_report_chars: int = MAX_REPORT_CHARS, speculative: bool = False,
                  flash_attn: bool = False) -> None:
         for route in routes.routes.values():
             if route.temperature:

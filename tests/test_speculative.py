@@ -64,7 +64,7 @@ def test_the_assistant_speculates_only_where_rows_are_exact_and_answers_the_same
     f32 = Routes({"radiology_ner": Route("radiology_ner", tiny_gguf("tiny-qwen2", "f32"), decoding="strict",
                                          max_tokens=ANSWER)}, source="test routes")
     jobs = _samples(1) + [("m_staging", "Multiple hypodense liver lesions consistent with metastatic disease.")]
-    with Assistant(routes, n_threads=1, flash_attn=True) as fast, \
+    with Assistant(routes, n_threads=1, flash_attn=True, speculative=True) as fast, \
             Assistant(routes, n_threads=1, flash_attn=True, speculative=False) as plain:
         for task, report in jobs:
             a, b = fast.answer(report, task), plain.answer(report, task)
@@ -97,7 +97,7 @@ def test_the_fine_tuned_smollm2_default_answers_the_same_with_speculation():
         pytest.skip(f"the embedded default cannot be made here: {e}")
     jobs = _samples(3, seed=11)
     for flash_attn in (False, True):
-        with Assistant(routes, n_threads=1, flash_attn=flash_attn) as fast, \
+        with Assistant(routes, n_threads=1, flash_attn=flash_attn, speculative=True) as fast, \
                 Assistant(routes, n_threads=1, flash_attn=flash_attn, speculative=False) as plain:
             for task, report in jobs:
                 a, b = fast.answer(report, task), plain.answer(report, task)

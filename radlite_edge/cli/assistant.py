@@ -188,9 +188,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--threads", type=values.threads, default=min(4, os.cpu_count() or 1))
     p.add_argument("-c", "--ctx", type=values.tokens, default=2048, help="context per model (the published 2048)")
     p.add_argument("--timeout", type=float, help="seconds a request may take")
-    p.add_argument("--no-speculative", dest="speculative", action="store_false",
-                   help="decode NER, temporal and abnormality answers plainly (prompt-lookup drafts are used only "
-                        "where the model verifies them bit for bit, so the answers are the same)")
+    p.add_argument("--speculative", action="store_true",
+                   help="experimental: prompt-lookup drafts for NER, temporal and abnormality answers where a "
+                        "bit-for-bit probe passes (only with --flash-attn); benchmarks/assistant_speed.py measured "
+                        "it changing 1 to 3 of 8 answers there, and at most 1.17x faster: off by default")
     p.add_argument("--flash-attn", action="store_true",
                    help="flash attention: answers then equal greedy decoding with it, not the notebook's call; "
                         "with Q4_1-like models the extractive tasks speculate")
