@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--requests", type=int, default=16, help="HTTP requests per concurrency level in (c)")
+    ap.add_argument("--parts", default="abc", help="which parts to run, e.g. c (default abc)")
     ap.add_argument("--quick", action="store_true", help="a few short answers: proves the script runs, measures nothing")
     args = ap.parse_args(argv)
     from radlite_edge.cli.assistant import default_routes
@@ -179,15 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     if base is not None:
         configs.append(("SmolLM2 Q4_1 base", base, None, True))
     samples = {task: make_task_samples(task, n, seed=21) for task in EXTRACTIVE_TASKS}
-    speculation(configs, samples, threads=args.threads, reps=reps, max_tokens=max_tokens)
+    if "a" in args.parts:
+        speculation(configs, samples, threads=args.threads, reps=reps, max_tokens=max_tokens)
     from radlite_edge.cli.assistant import ADAPTER_DEFAULT, LORA_FILE, MERGED_DEFAULT, _find
 
     lora = base.parent / LORA_FILE if base is not None else None
-    if base is not None and lora.is_file():
+    if "b" not in args.parts:
+        pass
+    elif base is not None and lora.is_file():
         switching(base, lora, _find(MERGED_DEFAULT), threads=args.threads, reps=reps)
     else:
         print(f"\n(b) skipped: no {LORA_FILE} beside the base (radlite run exports it from {ADAPTER_DEFAULT} once)")
-    http_load(routes, samples, threads=args.threads, requests=requests, clients=clients, max_tokens=max_tokens or 256)
+    if "c" in args.parts:
+        http_load(routes, samples, threads=args.threads, requests=requests, clients=clients,
+                  max_tokens=max_tokens or 256)
     return 0
 
 
