@@ -61,15 +61,8 @@ def measure_runtime_rss() -> dict[str, object]:
     loaded in one process share, so the recommender counts it once."""
     from radlite_edge.bench.measure import run_measured
 
-    _, rss = run_measured([sys.executable, "-c", "import llama_cpp, radlite_edge.assistant"
-                           if _has_assistant() else "import llama_cpp"])
+    _, rss = run_measured([sys.executable, "-c", "import llama_cpp, radlite_edge.assistant"])
     return {"runtime_rss_bytes": rss}
-
-
-def _has_assistant() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("radlite_edge.assistant") is not None
 
 
 def measure_latency(path: Path, task_name: str, samples: Sequence, spec: SweepSpec) -> dict[str, object]:
