@@ -23,12 +23,16 @@ plain answer re-evaluated 2, 7 or 8 rows at a time; /tmp probe, this 2-core mach
   each row alone and Q4_1 products are per row), the merged F16 none (its products over two
   or more rows take llamafile's tiled kernel, over one row ggml's dot product).
 Without flash attention the difference depends on the shapes (on a tiny Q4_1 model 11 of 12
-prompts kept their bits, one did not), so no probe can clear it. So ``exact_rows`` requires
-flash attention (each row's attention computed alone, whatever the batch) and then probes
-the weights' products on the request's own prompt: a few rows one at a time and the same rows
-in batches, bit for bit (a tiled kernel differs on any input). Where either fails the answer
-is decoded by the plain path, so it is identical in every case; speculation speeds up only
-engines that are batch-invariant by construction.
+prompts kept their bits, one did not), so no probe can clear it. The same holds for a runtime
+LoRA adapter: on the Q4_1 base with the default's adapter as GGUF LoRA (F32) and flash attention,
+the probe passed on 5 of 9 extractive prompts, yet 2 of those 5 answers changed under
+speculation (the adapter's F32 products over several rows are not a one-row step's).
+So ``exact_rows`` requires flash attention (each row's attention computed alone, whatever the
+batch) and no LoRA adapter applied, and then probes the weights' products on the request's own
+prompt: its last rows one at a time and in batches of every verification width, bit for bit (a
+tiled kernel differs on any input). Where any of these fails the answer is decoded by the plain
+path, so it is identical in every case; speculation speeds up only engines that are
+batch-invariant by construction (a quantized model with no adapter, flash attention on).
 """
 
 from __future__ import annotations
@@ -82,30 +86,43 @@ def lookup_draft(history: Sequence[int], *, k: int = DRAFT_TOKENS, ngram_max: in
 
 
 def exact_rows(engine: Engine, prompt: Sequence[int], *, width: int = DRAFT_TOKENS + 1) -> bool:
-    """Whether rows evaluated ``width`` at a time in one stream carry the bits of one-row steps on
-    this engine as loaded (model, adapters, context): flash attention, and the last rows of
-    ``prompt`` both ways."""
+    """Whether rows evaluated up to ``width`` at a time in one stream carry the bits of one-row
+    steps on this engine as loaded (model, adapters, context): flash attention, and the last rows
+    of ``prompt`` evaluated one at a time and in batches of every width from 2 to ``width``.
+
+    The prompt's own stream is left as the plain path makes it (its prefix on the shared stream):
+    the probe works on a copy, so the request that follows starts from the plain path's bits."""
     import llama_cpp
 
     n = min(PROBE_CALLS * width, len(prompt) - 1)
     if engine.llm.context_params.flash_attn_type != llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED or n < 2:
         return False
+    if engine._lora:
+        return False  # an adapter's products over several rows are not a one-row step's (see above)
     engine._context(len(prompt))
-    head, tail = list(prompt[:-n]), list(prompt[-n:])
-    engine._set_prefix(head)  # the prompt's shared prefix, kept warm for the request that follows
+    # exactly the plain path's prompt evaluation (``Engine._evaluate_prompts``): a prefix made in
+    # other batches would carry other bits wherever the products are not batch-invariant
+    engine._set_prefix(list(prompt[:-1]))
+    head, tail = len(prompt) - n, list(prompt[-n:])
     mem, seq = engine._mem, 1
 
     def run(step: int) -> list[np.ndarray]:
         llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
-        llama_cpp.llama_memory_seq_cp(mem, 0, seq, -1, -1)
+        llama_cpp.llama_memory_seq_cp(mem, 0, seq, -1, -1)  # llama.cpp copies whole streams only
+        llama_cpp.llama_memory_seq_rm(mem, seq, head, -1)
         rows: list[np.ndarray] = []
         for i in range(0, n, step):
-            engine._decode([(t, len(head) + i + j, seq, True) for j, t in enumerate(tail[i:i + step])],
+            engine._decode([(t, head + i + j, seq, True) for j, t in enumerate(tail[i:i + step])],
                            prompt=True, rows=rows)
         return rows
 
+    def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+        return len(a) == len(b) and all(x.tobytes() == y.tobytes() for x, y in zip(a, b))
+
     try:
-        return all(a.tobytes() == b.tobytes() for a, b in zip(run(1), run(width)))
+        # every width a verification call can have: kernels are chosen by the number of rows
+        one = run(1)
+        return all(same(one, run(step)) for step in range(2, width + 1))
     finally:
         llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
 
@@ -135,7 +152,10 @@ def generate_speculative(engine: Engine, prompt: Sequence[int], *, max_tokens: i
         trace(0, 0, row)
     entries = engine._extend_sequence(s, row, max_tokens=max_tokens, language=language)
     while entries:
-        draft = lookup_draft(prompt + s.tokens, k=min(k, max_tokens - len(s.tokens))) if s.faithful else []
+        # a call stays within the k+1 rows exact_rows probed; forced tokens beyond that go alone,
+        # as the plain path sends them
+        room = min(k, max_tokens - len(s.tokens), k + 1 - len(entries))
+        draft = lookup_draft(prompt + s.tokens, k=room) if s.faithful and room > 0 else []
         batch = [(t, p, q, i == len(entries) - 1) for i, (t, p, q, _) in enumerate(entries)]
         batch += [(d, s.pos + j, s.seq_id, True) for j, d in enumerate(draft)]
         rows: list[np.ndarray] = []

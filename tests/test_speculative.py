@@ -91,10 +91,11 @@ def test_the_fine_tuned_smollm2_default_answers_the_same_with_speculation():
     from radlite_edge.cli.assistant import default_routes
     from radlite_edge.embedded import find_smollm2
 
-    try:
-        routes = default_routes("strict")
-    except Exception as e:  # noqa: BLE001 - the reason is the skip's message
-        pytest.skip(f"the embedded default cannot be made here: {e}")
+    from radlite_edge.cli.assistant import MERGED_DEFAULT, _find
+
+    if _find(MERGED_DEFAULT) is None and find_smollm2() is None:
+        pytest.skip("neither the merged default nor the SmolLM2 base (make smollm2) is here")
+    routes = default_routes("strict")  # any failure past this point is the project's, not the machine's
     jobs = _samples(3, seed=11)
     for flash_attn in (False, True):
         with Assistant(routes, n_threads=1, flash_attn=flash_attn, speculative=True) as fast, \

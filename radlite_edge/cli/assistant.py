@@ -65,7 +65,7 @@ def _export_default_lora(base: Path, adapter: Path, lora: Path) -> None:
         return
     plain(err, f"exporting {adapter.name} as GGUF LoRA to {lora} (once)")
     with tempfile.TemporaryDirectory(prefix="radlite-base.") as tmp:
-        hf = _find(Path("models/smollm2-135m")) or import_gguf(base, Path(tmp) / "hf", dtype="f16").path
+        hf = _find(Path("models/smollm2-135m")) or import_gguf(base, Path(tmp) / "hf").path
         export_lora(adapter, hf, lora, outtype="f32")
 
 
