@@ -27,12 +27,16 @@ prompts kept their bits, one did not), so no probe can clear it. The same holds 
 LoRA adapter: on the Q4_1 base with the default's adapter as GGUF LoRA (F32) and flash attention,
 the probe passed on 5 of 9 extractive prompts, yet 2 of those 5 answers changed under
 speculation (the adapter's F32 products over several rows are not a one-row step's).
+Threads too: on the Q4_1 base with flash attention and no adapter, decoding on 2 threads, the
+probe passed on all 24 extractive prompts of the benchmark, yet 4 of 24 answers changed; on one
+thread 24 of 24 were identical (benchmarks/assistant_speed.py, seed 21).
 So ``exact_rows`` requires flash attention (each row's attention computed alone, whatever the
-batch) and no LoRA adapter applied, and then probes the weights' products on the request's own
+batch), one thread, and no LoRA adapter applied, and then probes the weights' products on the request's own
 prompt: its last rows one at a time and in batches of every verification width, bit for bit (a
 tiled kernel differs on any input). Where any of these fails the answer is decoded by the plain
 path, so it is identical in every case; speculation speeds up only engines that are
-batch-invariant by construction (a quantized model with no adapter, flash attention on).
+batch-invariant by construction (a quantized model with no adapter, flash attention on, one
+thread).
 """
 
 from __future__ import annotations
@@ -99,6 +103,9 @@ def exact_rows(engine: Engine, prompt: Sequence[int], *, width: int = DRAFT_TOKE
         return False
     if engine._lora:
         return False  # an adapter's products over several rows are not a one-row step's (see above)
+    params = engine.llm.context_params
+    if params.n_threads != 1 or params.n_threads_batch != 1:
+        return False  # work split over threads by the batch's shape: measured, answers changed (see above)
     engine._context(len(prompt))
     # exactly the plain path's prompt evaluation (``Engine._evaluate_prompts``): a prefix made in
     # other batches would carry other bits wherever the products are not batch-invariant

@@ -189,12 +189,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--ctx", type=values.tokens, default=2048, help="context per model (the published 2048)")
     p.add_argument("--timeout", type=float, help="seconds a request may take")
     p.add_argument("--speculative", action="store_true",
-                   help="experimental: prompt-lookup drafts for NER, temporal and abnormality answers where a "
-                        "bit-for-bit probe passes (only with --flash-attn); benchmarks/assistant_speed.py measured "
-                        "it changing 1 to 3 of 8 answers there, and at most 1.17x faster: off by default")
+                   help="prompt-lookup drafts for NER, temporal and abnormality answers, used only where the "
+                        "answer stays identical: --flash-attn, -t 1, no LoRA adapter on the route, and a "
+                        "bit-for-bit probe (docs/ASSISTANT.md has its speed: never the 1.5x goal); "
+                        "off by default")
     p.add_argument("--flash-attn", action="store_true",
                    help="flash attention: answers then equal greedy decoding with it, not the notebook's call; "
-                        "with Q4_1-like models the extractive tasks speculate")
+                        "with quantized models without adapters at -t 1 the extractive tasks can speculate")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
