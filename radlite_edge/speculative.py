@@ -99,13 +99,13 @@ def exact_rows(engine: Engine, prompt: Sequence[int], *, width: int = DRAFT_TOKE
     import llama_cpp
 
     n = min(PROBE_CALLS * width, len(prompt) - 1)
-    if engine.llm.context_params.flash_attn_type != llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED or n < 2:
-        return False
-    if engine._lora:
-        return False  # an adapter's products over several rows are not a one-row step's (see above)
     params = engine.llm.context_params
-    if params.n_threads != 1 or params.n_threads_batch != 1:
-        return False  # work split over threads by the batch's shape: measured, answers changed (see above)
+    # the conditions measured above, before any row is evaluated: flash attention, no adapter
+    # (its products over several rows are not a one-row step's), one thread (work is split over
+    # threads by the batch's shape)
+    if (params.flash_attn_type != llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED or engine._lora
+            or params.n_threads != 1 or params.n_threads_batch != 1 or n < 2):
+        return False
     engine._context(len(prompt))
     # exactly the plain path's prompt evaluation (``Engine._evaluate_prompts``): a prefix made in
     # other batches would carry other bits wherever the products are not batch-invariant

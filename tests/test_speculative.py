@@ -88,10 +88,8 @@ def test_the_assistant_speculates_only_where_rows_are_exact_and_answers_the_same
 def test_the_fine_tuned_smollm2_default_answers_the_same_with_speculation():
     """The embedded default as `radlite run` loads it (merged F16, else Q4_1 + the adapter as GGUF LoRA),
     and the SmolLM2 Q4_1 base with flash attention, where verification really keeps drafts."""
-    from radlite_edge.cli.assistant import default_routes
+    from radlite_edge.cli.assistant import MERGED_DEFAULT, _find, default_routes
     from radlite_edge.embedded import find_smollm2
-
-    from radlite_edge.cli.assistant import MERGED_DEFAULT, _find
 
     if _find(MERGED_DEFAULT) is None and find_smollm2() is None:
         pytest.skip("neither the merged default nor the SmolLM2 base (make smollm2) is here")
