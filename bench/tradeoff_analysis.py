@@ -204,7 +204,7 @@ def recommend(table: dict, budget: Budget, tasks: Sequence[str] | None = None) -
             best = max(ok, key=lambda r: (round(value(r, task, budget.decoding), 6), -r["bytes"]))
             d = drop(rows, best, task, budget.decoding)
             picks.append(Pick(task, best, f"best of {len(ok)} that qualify" +
-                              (f"; {100 * d:+.1f} pts vs F16" if d is not None else "")))
+                              (f"; {-100 * d + 0.0:+.1f} pts vs F16" if d is not None else "")))
             continue
         fits = [r for r in rows if _rss(r) is not None and _rss(r) <= budget.ram_bytes]
         main = "ram" if not fits else max((k for k in reasons if k != "ram"), key=reasons.get, default="not scored")

@@ -196,6 +196,13 @@ def test_recommend_picks_the_best_that_fits(table):
     assert "within 1 points of its F16" in rec.picks[1].why
     loose = recommend(table, Budget(ram_bytes=3 * GiB, max_drop=0.2, decoding="strict"))
     assert loose.picks[1].row["level"] == "Q4_K_M"
+    assert loose.picks[1].why.endswith("-10.0 pts vs F16")  # a loss reads negative, as the report's column
+
+
+def test_recommend_signs_a_gain_over_f16_positive(table):
+    table["rows"][1]["tasks"][B]["strict"]["value"] = 0.85
+    rec = recommend(table, Budget(ram_bytes=4 * GiB, decoding="strict"))
+    assert rec.picks[1].row["level"] == "Q8_0" and rec.picks[1].why.endswith("+5.0 pts vs F16")
 
 
 def test_recommend_speed_latency_and_holding(table):
