@@ -302,6 +302,37 @@ def _cell_key(cell: str, model: ModelId, ref: ModelId | None, spec: SweepSpec) -
     return "|".join(parts)
 
 
+# Files scored in one fidelity pass are all open at once: the batch stops at this many bytes of
+# candidates (a full-size ladder's quantized files together outgrow the measuring machine's RAM).
+FIDELITY_BATCH_BYTES = 4 << 30
+
+
+def _fidelity_values(row, facts: dict, ref: Variant) -> dict:
+    return {"kld_mean": max(0.0, row.kld_mean), "top1": row.top1, "ppl_ratio": row.ppl_ratio,
+            "positions": facts["positions"], "reference": ref.key}
+
+
+def _fidelity_batch(first: Variant, ref: Variant, plans: Sequence, ids: dict, book: "CellBook",
+                    spec: SweepSpec) -> list[tuple[Variant, str]]:
+    """``first`` and the next files whose fidelity cell against ``ref`` is still missing, within
+    :data:`FIDELITY_BATCH_BYTES`; each with its cell key."""
+    batch: list[tuple[Variant, str]] = []
+    total = 0
+    seen = set()
+    for v, r, cell in plans:
+        if cell != "fidelity" or r is None or r.key != ref.key or v.key in seen:
+            continue
+        if batch or v.key == first.key:
+            key = _cell_key(cell, ids[v.key], ids[ref.key], spec)
+            size = ids[v.key].bytes
+            if batch and (book.get(cell, key) is not None or total + size > FIDELITY_BATCH_BYTES):
+                continue
+            seen.add(v.key)
+            batch.append((v, key))
+            total += size
+    return batch
+
+
 def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Sequence, *,
               on_note: Callable[[str], None] = lambda s: None,
               on_step: Callable[[str], None] | None = None,
@@ -333,6 +364,7 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
         # (or --report-only) still has the trade-off's core for every level
         plans.sort(key=lambda p: (_cell_rank(p[2]), _task_cost(p[2])))
         plans.append((None, None, "runtime"))
+        made_here: set[tuple[str, str]] = set()
         for i, (v, ref, cell) in enumerate(plans):
             if v is None:
                 key = f"runtime|{sys.version_info[:2]}"
@@ -343,7 +375,8 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
             if on_cell:
                 on_cell(i, len(plans), f"{v.key if v else 'runtime'} {cell}")
             if (found := book.get(cell, key)) is not None:
-                result.reused += 1
+                if (cell, key) not in made_here:  # a batched fidelity cell made earlier in this loop
+                    result.reused += 1
                 result.measured[(v.key if v else "", cell)] = found
                 continue
             if not measure:
@@ -357,17 +390,27 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
             elif cell == "speed":
                 values = measure_speed(v.path, spec)
             elif cell == "fidelity":
-                rows, facts = measure_fidelity(ref.path, [v.path], ctx=DEFAULT_FIDELITY_CTX,
+                # the reference's logits are the half of a fidelity cell's cost: every file still
+                # missing its cell against this reference is scored in the same pass over the text
+                batch = _fidelity_batch(v, ref, plans, ids, book, spec)
+                rows, facts = measure_fidelity(ref.path, [b.path for b, _ in batch], ctx=DEFAULT_FIDELITY_CTX,
                                                max_windows=spec.fidelity_windows, n_threads=spec.threads)
-                values = {"kld_mean": max(0.0, rows[0].kld_mean), "top1": rows[0].top1, "ppl_ratio": rows[0].ppl_ratio,
-                          "positions": facts["positions"], "reference": ref.key}
+                share = (time.perf_counter() - c0) / len(batch)
+                for (b, b_key), row in zip(batch[1:], rows[1:]):
+                    c = Cell(variant=b.key, cell=cell, key=b_key, model_id=ids[b.key].to_dict(),
+                             values=_fidelity_values(row, facts, ref), seconds=share, when=_now())
+                    book.add(c)
+                    made_here.add((cell, b_key))
+                    result.made += 1
+                values = _fidelity_values(rows[0], facts, ref)
             elif cell.startswith("eval:"):
                 _, task, decoding = cell.split(":")
                 values = measure_eval(v.path, task, decoding, by_task[task], run / "eval" / v.imatrix, spec)
             else:
                 values = measure_latency(v.path, cell.split(":", 1)[1], by_task[cell.split(":", 1)[1]], spec)
+            seconds = share if cell == "fidelity" else time.perf_counter() - c0
             c = Cell(variant=v.key if v else "", cell=cell, key=key, model_id=mid.to_dict() if mid else None,
-                     values=values, seconds=time.perf_counter() - c0, when=_now())
+                     values=values, seconds=seconds, when=_now())
             book.add(c)
             result.measured[(v.key if v else "", cell)] = c
             result.made += 1

@@ -67,6 +67,23 @@ def test_sweep_measures_every_cell_once(sweep):
     assert all(r["tasks"]["impression_generation"]["grammar"] == r["tasks"]["impression_generation"]["strict"]
                for r in table["rows"])
     assert not any(c.cell == "eval:impression_generation:grammar" for c in cells)
+    assert result.made == len(cells)  # a fresh run: every recorded cell made once, counted once
+
+
+def test_fidelity_scored_in_one_pass_equals_each_file_alone(sweep):
+    from radlite_edge.bench.fidelity import measure_fidelity
+    from radlite_edge.bench.tradeoff import DEFAULT_FIDELITY_CTX
+
+    run, spec, result = sweep
+    cells = {c.variant: c for c in read_cells(run / CELLS_FILE) if c.cell == "fidelity"}
+    assert len(cells) == len(result.variants) - 1  # every file but the F16 itself
+    f16 = next(v for v in result.variants if v.level == "F16")
+    for v in result.variants:
+        if v.level != "F16" and v.level in ("Q4_0", "IQ2_XS"):
+            rows, _ = measure_fidelity(f16.path, [v.path], ctx=DEFAULT_FIDELITY_CTX, max_windows=spec.fidelity_windows,
+                                       n_threads=spec.threads)
+            assert cells[v.key].values["kld_mean"] == pytest.approx(max(0.0, rows[0].kld_mean), rel=1e-9, abs=1e-12)
+            assert cells[v.key].values["top1"] == rows[0].top1
 
 
 def test_fronts_and_smallest_holding(sweep):
