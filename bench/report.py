@@ -61,7 +61,7 @@ def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
     return list(latest.values())
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -74,7 +74,7 @@ def _pyplot():
 
 
 def plot_threads(records: Sequence[Result], out: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, test in zip(axes, (TestKind.PP, TestKind.TG)):
         series: dict[tuple, list[Result]] = defaultdict(list)
@@ -96,11 +96,11 @@ def plot_threads(records: Sequence[Result], out: Path) -> Path:
             ax.legend(fontsize=7)
     fig.suptitle("tok/s vs threads (mean ± sd)")
     fig.tight_layout()
-    return _save(fig, plt, out)
+    return save_png(fig, plt, out)
 
 
 def plot_size(records: Sequence[Result], out: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
@@ -124,10 +124,10 @@ def plot_size(records: Sequence[Result], out: Path) -> Path:
     if tg:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, plt, out)
+    return save_png(fig, plt, out)
 
 
-def _save(fig, plt, out: Path) -> Path:
+def save_png(fig, plt, out: Path) -> Path:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
@@ -149,7 +149,7 @@ def make_report(results: Sequence[Path], outdir: Path, *, formats_wanted: Sequen
     outdir = Path(outdir)
     check_writable_dir(outdir)
     if "png" in formats_wanted:
-        _pyplot()  # fail before writing anything when matplotlib is missing
+        pyplot()  # fail before writing anything when matplotlib is missing
     files = []
     if "md" in formats_wanted:
         files.append(_write(outdir / "report.md", formats.to_markdown(records, title="RadLite Edge throughput report")))

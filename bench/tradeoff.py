@@ -47,6 +47,9 @@ CELLS_FILE = "cells.jsonl"
 DEFAULT_FIDELITY_WINDOWS = 32
 DEFAULT_FIDELITY_CTX = 512
 LATENCY_SAMPLES = 3  # requests timed per task; the median is the cell's latency
+# cells whose values depend on the machine and on its load, not on the file alone: a user measures
+# them again on a quiet machine (or on the device) without redoing the evaluations
+REMEASURABLE = ("speed", "latency")
 
 
 @dataclass(frozen=True)
@@ -336,9 +339,14 @@ def _fidelity_batch(first: Variant, ref: Variant, plans: Sequence, ids: dict, bo
 def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Sequence, *,
               on_note: Callable[[str], None] = lambda s: None,
               on_step: Callable[[str], None] | None = None,
-              on_cell: Callable[[int, int, str], None] | None = None, measure: bool = True) -> SweepResult:
+              on_cell: Callable[[int, int, str], None] | None = None, measure: bool = True,
+              remeasure: Sequence[str] = ()) -> SweepResult:
     """Measure every cell not yet done (``measure=False``: none, only the table of what is done);
-    returns the run's variants and all its cells."""
+    returns the run's variants and all its cells. Cells of the kinds in ``remeasure`` (``speed``,
+    ``latency``: the machine-bound ones) are measured again even when done; the new record is
+    appended and, read last, replaces the old one."""
+    if bad := set(remeasure) - set(REMEASURABLE):
+        raise UserError(f"cannot re-measure {', '.join(sorted(bad))}: give {' or '.join(REMEASURABLE)}")
     from radlite_edge.bench.fidelity import measure_fidelity
     from radlite_edge.tasks import TASKS
 
@@ -374,7 +382,8 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
                 key = _cell_key(cell, mid, ids[ref.key] if ref else None, spec)
             if on_cell:
                 on_cell(i, len(plans), f"{v.key if v else 'runtime'} {cell}")
-            if (found := book.get(cell, key)) is not None:
+            again = measure and cell.split(":")[0] in remeasure and (cell, key) not in made_here
+            if (found := book.get(cell, key)) is not None and not again:
                 if (cell, key) not in made_here:  # a batched fidelity cell made earlier in this loop
                     result.reused += 1
                 result.measured[(v.key if v else "", cell)] = found
@@ -412,6 +421,7 @@ def run_sweep(inputs: Sequence[Path], run: Path, spec: SweepSpec, samples: Seque
             c = Cell(variant=v.key if v else "", cell=cell, key=key, model_id=mid.to_dict() if mid else None,
                      values=values, seconds=seconds, when=_now())
             book.add(c)
+            made_here.add((cell, key))
             result.measured[(v.key if v else "", cell)] = c
             result.made += 1
         if on_cell:

@@ -158,9 +158,9 @@ def _grid(plt, n: int):
 
 
 def plot_accuracy_size(table: dict, out: Path) -> Path:
-    from .report import _pyplot, _save
+    from .report import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     rows, tasks = table["rows"], table["spec"]["tasks"]
     fig, axes = _grid(plt, len(tasks))
     lines = sorted(_lines(rows).items())
@@ -187,13 +187,13 @@ def plot_accuracy_size(table: dict, out: Path) -> Path:
                fontsize=7, frameon=False)
     fig.suptitle("Strict accuracy against file size (F16 dashed, floor dotted)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return _save(fig, plt, out)
+    return save_png(fig, plt, out)
 
 
 def plot_drop_heatmap(table: dict, out: Path) -> Path:
-    from .report import _pyplot, _save
+    from .report import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in _sorted(table["rows"]) if r.get("reference") and r["key"] != r["reference"]]
     tasks = table["spec"]["tasks"]
     grid = [[(-100 * d if (d := drop(table["rows"], r, t)) is not None else float("nan")) for r in rows] for t in tasks]
@@ -209,13 +209,13 @@ def plot_drop_heatmap(table: dict, out: Path) -> Path:
     fig.colorbar(im, ax=ax, label="points vs F16 (strict)")
     ax.set_title("Change from F16 per task and file", fontsize=10)
     fig.tight_layout()
-    return _save(fig, plt, out)
+    return save_png(fig, plt, out)
 
 
 def plot_latency_fronts(table: dict, out: Path) -> Path:
-    from .report import _pyplot, _save
+    from .report import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     rows, tasks = table["rows"], table["spec"]["tasks"]
     fig, axes = _grid(plt, len(tasks))
     for ax, task in zip(axes, tasks):
@@ -233,7 +233,7 @@ def plot_latency_fronts(table: dict, out: Path) -> Path:
         ax.tick_params(labelsize=7)
     fig.suptitle("Accuracy against latency: the Pareto front", fontsize=10)
     fig.tight_layout()
-    return _save(fig, plt, out)
+    return save_png(fig, plt, out)
 
 
 PLOTS = {"accuracy_size": plot_accuracy_size, "drop_heatmap": plot_drop_heatmap, "latency_fronts": plot_latency_fronts}

@@ -256,8 +256,13 @@ class Assistant:
 
         language = task.language if route.decoding == "grammar" else None
         if self.speculative and route.task in EXTRACTIVE_TASKS and self._exact(loaded, route.adapter, tokens):
-            gen = generate_speculative(engine, tokens, max_tokens=budget, language=language, trace=check_time,
-                                       stats=self.spec)
+            stats = SpecStats()
+            try:
+                gen = generate_speculative(engine, tokens, max_tokens=budget, language=language, trace=check_time,
+                                           stats=stats)
+            finally:
+                with self._cond:  # answers on two models run at once: the totals are shared
+                    self.spec.add(stats)
         else:
             gen = engine.generate([tokens], max_tokens=budget, language=language, trace=check_time)[0]
         value = task.parse(gen.text)

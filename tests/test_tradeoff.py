@@ -132,6 +132,26 @@ def test_cli_tradeoff_reruns_without_measuring(sweep, tiny_gguf, capsys):
     assert out["cells_made"] == 0 and out["cells_reused"] == result.made + result.reused
 
 
+def test_remeasure_replaces_only_the_machine_bound_cells(sweep, tiny_gguf, capsys):
+    run, spec, result = sweep
+    before = read_cells(run / CELLS_FILE)
+    rc = main(["tradeoff", str(tiny_gguf("tiny-qwen2", "f16")), "-o", str(run), "--tasks", "m_staging", "--n", "2",
+               "--levels", ",".join(LEVELS), "--imatrix", "radiology,none", "--fidelity-windows", "1",
+               "-t", str(spec.threads), "--data", str(_data_dir(run)), "--remeasure", "speed,latency", "--json"])
+    assert rc == 0
+    n = len(result.variants)
+    assert json.loads(capsys.readouterr().out)["cells_made"] == 2 * n  # a speed and an m_staging latency per file
+    after = read_cells(run / CELLS_FILE)
+    new = after[len(before):]
+    assert sorted({c.cell for c in new}) == ["latency:m_staging", "speed"] and len(new) == 2 * n
+    table = load_table(run)  # the newest record of a cell is the one the table shows
+    for row in table["rows"]:
+        speed = [c for c in new if c.cell == "speed" and c.variant == row["key"]]
+        assert len(speed) == 1 and row["tg_tok_s"] == speed[0].values["tg_tok_s"]
+        assert row["tasks"]["m_staging"]["latency_s"] == next(
+            c for c in new if c.cell == "latency:m_staging" and c.variant == row["key"]).values["latency_s"]
+
+
 def _data_dir(run: Path) -> Path:
     from radlite_edge.tasks.samples import write_jsonl
 
@@ -271,7 +291,8 @@ def test_bad_input_one_line(argv, message, table, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--levels", "q4_k_x"), ("--imatrix", "medical"), ("--tolerance", "2")])
+@pytest.mark.parametrize("flag, value", [("--levels", "q4_k_x"), ("--imatrix", "medical"), ("--tolerance", "2"),
+                                         ("--remeasure", "fidelity")])
 def test_bad_sweep_values(flag, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tradeoff", "m.gguf", "-o", str(tmp_path / "run"), flag, value])

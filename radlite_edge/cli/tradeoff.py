@@ -24,6 +24,16 @@ def _imatrix_sources(text: str) -> tuple[str, ...]:
     return names
 
 
+def _remeasure(text: str) -> tuple[str, ...]:
+    from ..bench.tradeoff import REMEASURABLE
+
+    names = tuple(x.strip().lower() for x in text.split(",") if x.strip())
+    bad = [x for x in names if x not in REMEASURABLE]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: give cells to measure again from {', '.join(REMEASURABLE)}")
+    return names
+
+
 def _seconds(text: str) -> float:
     t = text.strip().lower().removesuffix("s")
     try:
@@ -90,7 +100,7 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
                            on_step=lambda s: bar.update(task, description=f"tradeoff: {s}"),
                            on_cell=lambda i, n, what: bar.update(task, completed=i, total=n,
                                                                  description=f"tradeoff: {what}"),
-                           measure=not args.report_only)
+                           measure=not args.report_only, remeasure=args.remeasure)
     table = load_table(run)
     written = write_report(table, run / "report", tolerance=args.tolerance, png=not args.no_png)
     if args.json:
@@ -168,7 +178,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..bench.tradeoff import DEFAULT_FIDELITY_WINDOWS, DEFAULT_LADDER, IMATRIX_SOURCES
+    from ..bench.tradeoff import DEFAULT_FIDELITY_WINDOWS, DEFAULT_LADDER, IMATRIX_SOURCES, REMEASURABLE
     from ..bench.tradeoff_analysis import DEFAULT_TOLERANCE, DEVICES
 
     t = sub.add_parser("tradeoff", help="accuracy against size, speed and memory per task across a quantization ladder")
@@ -196,6 +206,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=values.seed, default=0)
     t.add_argument("--report-only", action="store_true",
                    help="measure nothing: the table and report of the cells done so far")
+    t.add_argument("--remeasure", type=_remeasure, default=(),
+                   help=f"measure these cells again though done ({','.join(REMEASURABLE)}): the machine-bound "
+                        "figures, e.g. on a quiet machine after a sweep shared it; the new records replace the old")
     t.add_argument("--no-png", action="store_true", help="Markdown and CSV only (no matplotlib)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tradeoff)
