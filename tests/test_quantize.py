@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -327,3 +328,17 @@ def test_same_file_as_llama_quantize(level, with_imatrix, f16, imatrix_file, tmp
     if with_imatrix:
         assert "loaded 14 importance matrix entries" in proc.stdout + proc.stderr
     assert theirs.read_bytes() == ours.read_bytes()
+
+
+def test_q8_1_activations_add_arithmetic_error_the_weights_do_not_show(ladder, f16):
+    """benchmarks/fallback_types against ggml itself: Q4_0/Q5_0 pair with Q8_0 activations and
+    their dot product is exact to float rounding; Q4_1/Q5_1 pair with Q8_1, whose fp16 block sum
+    adds an error of its own (why the sweep's Q5_K_M, 58 % Q5_1, lost more than Q4_K_M)."""
+    from benchmarks.fallback_types import measure
+
+    err = {lv: measure(f16, Path(ladder[lv].path), rows=8) for lv in ("Q4_0", "Q4_1", "Q5_0", "Q5_1")}
+    for lv in err:
+        kind = lv.lower()
+        assert 0 < err[lv][kind]["weights"] < 0.2, (lv, err[lv])
+    assert max(err["Q4_0"]["q4_0"]["kernel"], err["Q5_0"]["q5_0"]["kernel"]) < 1e-5
+    assert min(err["Q4_1"]["q4_1"]["kernel"], err["Q5_1"]["q5_1"]["kernel"]) > 1e-4
