@@ -1,6 +1,6 @@
 """Where a quantized file loses accuracy: in its weights, or in llama.cpp's arithmetic on them.
 
-    python -m benchmarks.fallback_types REFERENCE-F16.gguf LEVEL.gguf [LEVEL.gguf ...] [--rows 64]
+    python -m benchmarks.fallback_types REFERENCE-F16.gguf LEVEL.gguf [LEVEL.gguf ...] [--rows 64] [--base BASE.gguf]
 
 For each file, two numbers per weight type it holds:
 
@@ -12,8 +12,14 @@ For each file, two numbers per weight type it holds:
   Q4_0 pair with Q8_0 activations and add nothing; Q5_1 and Q4_1 pair with Q8_1, whose block sum
   is stored in fp16.
 
-Read beside ``radlite fidelity`` (KLD against the reference): a file whose weights are closer to
-the reference yet whose KLD is higher loses its accuracy in the arithmetic, not in the weights.
+With ``--base`` (the quantized model a LoRA fine-tune started from, e.g. the embedded default's
+Q4_1 base), a third: **to base**, the distance of the file's weights to the base's over their
+distance to the reference. Below 1, the quantizer has rounded the fine-tune's delta away and
+put the weights back on the base's grid: an asymmetric format whose step matches the base's
+(Q4_1 itself; Q5_1 when its importance-weighted search finds half that step) erases a small
+delta that a symmetric one (Q4_0, Q5_0) keeps.
+
+Read beside ``radlite fidelity`` (KLD against the reference) and the task scores.
 """
 
 from __future__ import annotations
@@ -72,11 +78,13 @@ def _activation_values(traits: _Traits, q: np.ndarray, n: int) -> np.ndarray:
     return (d * qs.view(np.int8).astype(np.float32)).reshape(-1)
 
 
-def measure(reference: Path, path: Path, rows: int, seed: int = 0) -> dict[str, dict[str, float]]:
+def measure(reference: Path, path: Path, rows: int, seed: int = 0,
+            start: Path | None = None) -> dict[str, dict[str, float]]:
     import gguf
 
     base, cpu = _ggml()
     ref = {t.name: t for t in gguf.GGUFReader(str(reference)).tensors}
+    origin = {t.name: t for t in gguf.GGUFReader(str(start)).tensors} if start else {}
     rng = np.random.default_rng(seed)
     acc: dict[str, list[float]] = {}  # type -> [weight err², weight norm², kernel err², kernel norm², elements]
     for t in gguf.GGUFReader(str(path)).tensors:
@@ -92,13 +100,17 @@ def measure(reference: Path, path: Path, rows: int, seed: int = 0) -> dict[str, 
         n = int(data.shape[1] // traits.type_size * traits.blck_size)
         r0 = ref[t.name]
         w0 = gguf.quants.dequantize(r0.data, r0.tensor_type).astype(np.float64).reshape(data.shape[0], n)
-        a = acc.setdefault(traits.type_name.decode(), [0.0, 0.0, 0.0, 0.0, 0.0])
+        a = acc.setdefault(traits.type_name.decode(), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        b0 = (gguf.quants.dequantize(origin[t.name].data, origin[t.name].tensor_type).astype(np.float64)
+              .reshape(data.shape[0], n) if t.name in origin else None)
         for r in range(0, data.shape[0], max(1, data.shape[0] // rows)):
             x = np.ascontiguousarray(data[r])
             w = np.zeros(n, np.float32)
             traits.to_float(x.ctypes.data, w.ctypes.data, n)
             a[0] += float(((w - w0[r]) ** 2).sum())
             a[1] += float((w0[r] ** 2).sum())
+            if b0 is not None:
+                a[5] += float(((w - b0[r]) ** 2).sum())
             y = rng.standard_normal(n).astype(np.float32)
             yq = np.zeros(n // act.blck_size * act.type_size, np.uint8)
             act_cpu.from_float(y.ctypes.data, yq.ctypes.data, n)
@@ -108,7 +120,8 @@ def measure(reference: Path, path: Path, rows: int, seed: int = 0) -> dict[str, 
             a[2] += (float(s[0]) - exact) ** 2
             a[3] += exact ** 2
         a[4] += t.n_elements
-    return {k: {"weights": (v[0] / v[1]) ** 0.5, "kernel": (v[2] / v[3]) ** 0.5, "elements": v[4]}
+    return {k: {"weights": (v[0] / v[1]) ** 0.5, "kernel": (v[2] / v[3]) ** 0.5, "elements": v[4],
+                "to_base": (v[5] / v[0]) ** 0.5 if origin and v[0] else None}
             for k, v in acc.items()}
 
 
@@ -122,17 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("reference", type=Path)
     ap.add_argument("files", type=Path, nargs="+")
     ap.add_argument("--rows", type=int, default=64, help="rows sampled per tensor (default 64)")
+    ap.add_argument("--base", type=Path, help="the quantized base a LoRA fine-tune started from")
     a = ap.parse_args(argv)
-    for p in (a.reference, *a.files):
+    for p in (a.reference, *a.files, *([a.base] if a.base else [])):
         if not p.is_file():
             print(f"{p}: no such GGUF file", file=sys.stderr)
             return 2
     table = Table(title=f"weights vs arithmetic · {machine.describe()['cpu']}")
-    for col in ("file", "type", "M weights", "weight rel. err", "kernel rel. err"):
+    for col in ("file", "type", "M weights", "weight rel. err", "kernel rel. err") + (("to base",) if a.base else ()):
         table.add_column(col, justify="left" if col in ("file", "type") else "right")
     for p in a.files:
-        for kind, v in sorted(measure(a.reference, p, a.rows).items()):
-            table.add_row(p.name, kind, f"{v['elements'] / 1e6:.1f}", f"{v['weights']:.4f}", f"{v['kernel']:.1e}")
+        for kind, v in sorted(measure(a.reference, p, a.rows, start=a.base).items()):
+            table.add_row(p.name, kind, f"{v['elements'] / 1e6:.1f}", f"{v['weights']:.4f}", f"{v['kernel']:.1e}",
+                          *([f"{v['to_base']:.2f}" if v["to_base"] is not None else "—"] if a.base else []))
     Console().print(table)
     return 0
 
