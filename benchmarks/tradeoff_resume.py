@@ -92,6 +92,10 @@ def save(run: Path, docs: Path, f16: Path) -> None:
 
 
 def restore(run: Path, docs: Path, f16: Path, *, ladder: bool) -> int:
+    if missing := [str(docs / n) for n in (SUMS, CELLS) if not (docs / n).is_file()]:
+        print(f"{', '.join(missing)}: no saved sweep here (python -m benchmarks.tradeoff_resume save makes one)",
+              file=sys.stderr)
+        return 2
     sums = _read_sums(docs)
     mtimes = _recorded_mtimes(docs / CELLS)
     if ladder:
@@ -110,7 +114,7 @@ def restore(run: Path, docs: Path, f16: Path, *, ladder: bool) -> int:
         print(f"{kept} ladder files are the saved ones (their cells are reused), {other} are new")
         return 0
     want = sums.get(F16_NAME.format(name=f16.name))
-    if want is None or sha256_file(f16) != want:
+    if want is None or f16.name not in mtimes or not f16.is_file() or sha256_file(f16) != want:
         print(f"{f16}: not the F16 the saved sweep measured (sha256 differs from {docs / SUMS})", file=sys.stderr)
         return 2
     stamp = mtimes[f16.name]

@@ -73,3 +73,12 @@ def test_restore_refuses_another_f16(big_files, tiny_gguf, tmp_path, capsys):
     other.write_bytes(other.read_bytes() + b"\0")
     assert tradeoff_resume.restore(run, tmp_path / "docs", other, ladder=False) == 2
     assert "not the F16 the saved sweep measured" in capsys.readouterr().err
+
+
+def test_restore_without_a_saved_sweep_is_one_line(tmp_path, capsys):
+    f16 = tmp_path / "m-F16.gguf"
+    f16.write_bytes(b"GGUF")
+    assert tradeoff_resume.restore(tmp_path / "run", tmp_path / "docs", f16, ladder=False) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no saved sweep here" in err[0]
+    assert not (tmp_path / "run").exists()
