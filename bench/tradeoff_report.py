@@ -205,7 +205,7 @@ def plot_drop_heatmap(table: dict, out: Path) -> Path:
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5)
+                ax.text(j, i, f"{int(round(v))}", ha="center", va="center", fontsize=5)
     fig.colorbar(im, ax=ax, label="points vs F16 (strict)")
     ax.set_title("Change from F16 per task and file", fontsize=10)
     fig.tight_layout()
