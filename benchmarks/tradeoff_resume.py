@@ -27,12 +27,12 @@ measured anew, never matched to another file's cells.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from radlite_edge.bench.tradeoff import read_cells
 from radlite_edge.fileio import atomic_path, sha256_file
 from radlite_edge.gguf_file import gguf_type
 
@@ -58,13 +58,9 @@ def _recorded_mtimes(cells_path: Path) -> dict[str, int]:
     """The mtime each measured file had, by its path's tail (``ladder/<kind>/<file>`` or the F16's
     name), from the ``file`` cells' keys ``head:<sha>:<bytes>:<mtime_ns>``."""
     out = {}
-    for line in cells_path.read_text(encoding="utf-8").splitlines():
-        try:
-            c = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        key, mid = c.get("key", ""), c.get("model_id") or {}
-        if c.get("cell") != "file" or not key.startswith("head:") or not mid.get("path"):
+    for c in read_cells(cells_path):  # in file order: a later record of a path wins
+        key, mid = c.key, c.model_id or {}
+        if c.cell != "file" or not key.startswith("head:") or not mid.get("path"):
             continue
         path = Path(mid["path"])
         tail = "/".join(path.parts[-3:]) if "ladder" in path.parts else path.name
