@@ -35,6 +35,7 @@ from pathlib import Path
 from radlite_edge.bench.tradeoff import read_cells
 from radlite_edge.fileio import atomic_path, sha256_file
 from radlite_edge.gguf_file import gguf_type
+from radlite_edge.identity import digest_mtime_ns
 
 SUMS = "SHA256SUMS"
 CELLS = "cells.jsonl"
@@ -56,15 +57,16 @@ def _ladder_name(path: Path, run: Path) -> str:
 
 def _recorded_mtimes(cells_path: Path) -> dict[str, int]:
     """The mtime each measured file had, by its path's tail (``ladder/<kind>/<file>`` or the F16's
-    name), from the ``file`` cells' keys ``head:<sha>:<bytes>:<mtime_ns>``."""
+    name), from the ``file`` cells' keys (the files' ``head:`` digests)."""
     out = {}
     for c in read_cells(cells_path):  # in file order: a later record of a path wins
-        key, mid = c.key, c.model_id or {}
-        if c.cell != "file" or not key.startswith("head:") or not mid.get("path"):
+        mid = c.model_id or {}
+        mtime = digest_mtime_ns(c.key) if c.cell == "file" else None
+        if mtime is None or not mid.get("path"):
             continue
         path = Path(mid["path"])
         tail = "/".join(path.parts[-3:]) if "ladder" in path.parts else path.name
-        out[tail] = int(key.rsplit(":", 1)[1])
+        out[tail] = mtime
     return out
 
 

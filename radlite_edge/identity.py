@@ -78,6 +78,13 @@ def file_digest(path: Path) -> str:
     return f"head:{head}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def digest_mtime_ns(digest: str) -> int | None:
+    """The mtime a ``head:`` digest (of :func:`file_digest`) recorded; None for a content digest."""
+    if not digest.startswith("head:"):
+        return None
+    return int(digest.rsplit(":", 1)[1])
+
+
 def identify_model(path: Path) -> ModelId:
     """The identity of a model GGUF; a file that is not one is refused in one line."""
     path = Path(path).resolve()

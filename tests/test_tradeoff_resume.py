@@ -82,3 +82,12 @@ def test_restore_without_a_saved_sweep_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no saved sweep here" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_head_digest_gives_back_the_mtime_it_recorded(tmp_path, monkeypatch):
+    p = tmp_path / "w.gguf"
+    p.write_bytes(b"GGUF" + bytes(60))
+    os.utime(p, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    assert identity.digest_mtime_ns(identity.file_digest(p)) is None  # small: identified by content
+    monkeypatch.setattr(identity, "HASH_LIMIT", 0)
+    assert identity.digest_mtime_ns(identity.file_digest(p)) == 1_700_000_000_123_456_789
