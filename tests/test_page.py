@@ -16,7 +16,7 @@ pytest.importorskip("selenium", reason="selenium is not installed (it is in the 
 
 from benchmarks.page_screenshot import KIOSK, ask, find_chromium, headless_chromium  # noqa: E402
 from radlite_edge.routes import Route, Routes  # noqa: E402
-from tests.test_serve import KEY, REPORTS, Live  # noqa: E402
+from tests.test_serve import KEY, REPORTS, Live, live  # noqa: E402,F401  (live: the fixture, over this module's routes)
 
 if find_chromium() is None:
     pytest.skip("no Chromium with chromedriver on PATH (apt-get install chromium chromium-driver; `make test` "
@@ -47,13 +47,6 @@ def rows_of(fields: dict) -> list[list[str]]:
 def routes(tiny_gguf) -> Routes:
     base = tiny_gguf("tiny-qwen2", "f32")
     return Routes({t: Route(t, base) for t in TASKS}, source="page test routes")
-
-
-@pytest.fixture(scope="module")
-def live(routes):
-    server = Live(routes)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
