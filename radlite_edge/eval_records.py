@@ -45,6 +45,7 @@ class EvalSettings:
     n: int | None = None  # samples per task (None: all test samples)
     seed: int = 0
     profile: str = "radlite"  # the prompt profile (tasks/prompts.py): the published interface unless told
+    lora: str | None = None  # a GGUF LoRA applied at run time, as "<file name>@<file digest>"; None: the model alone
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", EvalMode(self.mode))  # a typo is a ValueError here

@@ -8,11 +8,15 @@ Per task it reports n, the paper's primary metric with a 95 % bootstrap interval
 task's extra metrics; summaries go to ``<out>/<model>.summary.json`` and the shared results
 JSONL. Two paths produce the outputs (``radlite_edge.engine``): ``naive`` (the notebook's
 one ``Llama.__call__`` per sample) and ``fast`` (shared prefix evaluated once, parallel
-sequences, label tasks constrained to their label set when ``grammar`` is on).
+sequences, label tasks constrained to their label set when ``grammar`` is on). With a GGUF
+LoRA (``lora``) the model is evaluated as the assistant runs an adapter route: the adapter
+applied at run time over the base, on the fast path; its records and summary are named
+``<model>+<adapter>`` and keyed on the adapter's bytes too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -24,7 +28,8 @@ from .errors import UserError
 from .fileio import drop_partial_line, locked_append, output_dir
 from .limits import check_context
 from .eval_records import EvalMode, EvalSettings, EvalSummary, SampleRecord, TaskSummary, sample_digest
-from .identity import ModelId, identify_model
+from .gguf_file import gguf_type
+from .identity import ModelId, file_digest, identify_model
 from .results import EvalParams, Result, append_jsonl
 from .tasks import Sample, Task, sample_score, select_tasks
 from .tasks.metrics import bootstrap_ci
@@ -71,6 +76,16 @@ class _Run:
     records_path: Path
     done: dict[str, SampleRecord]  # sample id -> its record under this model, settings and content
     split: str = "test"
+    lora: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The model file's name, for people, with the runtime adapter's after a ``+``."""
+        return self.model_path.name + (f"+{self.lora.name}" if self.lora else "")
+
+    @property
+    def stem(self) -> str:
+        return _stem(self.model_path, self.lora)
 
     def todo(self, task: Task) -> list[Sample]:
         return [s for s in self.by_task[task.name] if s.id not in self.done]
@@ -83,8 +98,13 @@ class _Run:
         return sum(1 for ss in self.by_task.values() for s in ss if s.id in self.done)
 
 
+def _stem(model_path: Path, lora: Path | None) -> str:
+    """The name of a run's files: the model's, with the runtime adapter's after a ``+``."""
+    return Path(model_path).stem + (f"+{lora.stem}" if lora else "")
+
+
 def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str,
-          settings: EvalSettings, split: str) -> _Run:
+          settings: EvalSettings, split: str, lora: Path | None = None) -> _Run:
     model = identify_model(model_path)
     if settings.n is not None and settings.n < 1:
         raise UserError(f"--n {settings.n}: give at least 1 sample per task")
@@ -94,11 +114,27 @@ def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str
     empty = [name for name, ss in by_task.items() if not ss]
     if empty:
         raise UserError(f"no {split} samples for {', '.join(empty)} in the data")
-    records_path = out_dir / f"{model_path.stem}.samples.jsonl"
+    run = _Run(model, model_path, settings, chosen, by_task, Path(), {}, split, lora)
+    run.records_path = out_dir / f"{run.stem}.samples.jsonl"
     digests = {s.id: sample_digest(s) for ss in by_task.values() for s in ss}
-    done = {r.id: r for r in read_records(records_path)
-            if r.id in digests and r.is_result_of(model, settings, digests[r.id])}
-    return _Run(model, model_path, settings, chosen, by_task, records_path, done, split)
+    run.done = {r.id: r for r in read_records(run.records_path)
+                if r.id in digests and r.is_result_of(model, settings, digests[r.id])}
+    return run
+
+
+def check_lora(lora: Path, settings: EvalSettings) -> EvalSettings:
+    """The settings with the runtime adapter's identity; a file that is not a GGUF LoRA, or a path
+    that cannot apply one, is refused before any work."""
+    if settings.mode is EvalMode.NAIVE:
+        raise UserError("--lora runs on the fast path (as the assistant applies an adapter): drop --mode naive, "
+                        "or evaluate the merged model (radlite convert --adapter)")
+    if not lora.is_file():
+        raise UserError(f"{lora}: no such LoRA file" + (" (it is a folder: a peft adapter? radlite export-lora "
+                                                        "makes the GGUF)" if lora.is_dir() else ""))
+    kind = gguf_type(lora)
+    if kind != "adapter":
+        raise UserError(f"{lora}: a GGUF of type {kind!r}, not a LoRA adapter (radlite export-lora makes one)")
+    return dataclasses.replace(settings, lora=f"{lora.name}@{file_digest(lora)}")
 
 
 def evaluate(
@@ -113,11 +149,13 @@ def evaluate(
     n_ctx: int | None = None,
     repack: bool | None = None,
     split: str = "test",
+    lora: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalSummary:
     """Evaluate one model on one split of the samples; returns its summary (also written to ``out_dir``).
 
-    ``n_ctx`` defaults to the model's training context, at most ``engine.DEFAULT_CTX``.
+    ``n_ctx`` defaults to the model's training context, at most ``engine.DEFAULT_CTX``. ``lora``: a
+    GGUF LoRA that llama.cpp applies over the model at run time (the assistant's adapter routes).
     """
     from .engine import DEFAULT_CTX, DEFAULT_PARALLEL, DEFAULT_REPACK, Engine, check_parallel
 
@@ -125,22 +163,32 @@ def evaluate(
     check_parallel(n_parallel)  # before any work
     out_dir = Path(out_dir)
     model = identify_model(Path(model_path))
+    if lora is not None:
+        lora = Path(lora)
+        settings = check_lora(lora, settings)
     if n_ctx is None:
         n_ctx = min(DEFAULT_CTX, model.n_ctx_train or DEFAULT_CTX)
     check_context(n_ctx, model.n_ctx_train, what="-c")
-    records_path = out_dir / f"{Path(model_path).stem}.samples.jsonl"
+    records_path = out_dir / f"{_stem(model_path, lora)}.samples.jsonl"
     notes = []
     with output_dir(out_dir), locked_append(records_path, what="radlite eval") as log:
         if dropped := drop_partial_line(records_path):
             notes.append(f"{records_path}: dropped a last line cut short by a kill ({dropped} bytes); "
                          "that sample runs again")
-        run = _plan(Path(model_path), samples, out_dir, tasks, settings, split)
+        run = _plan(Path(model_path), samples, out_dir, tasks, settings, split, lora)
         if progress:
             progress(run.finished(), run.total)
 
         def open_engine() -> Engine:
-            return Engine(run.model_path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel,
-                          repack=DEFAULT_REPACK if repack is None else repack)
+            engine = Engine(run.model_path, n_ctx=n_ctx, n_threads=n_threads, n_parallel=n_parallel,
+                            repack=DEFAULT_REPACK if repack is None else repack)
+            if lora is not None:
+                try:
+                    engine.use_lora([(engine.load_lora(lora), 1.0)])
+                except BaseException:
+                    engine.close()
+                    raise
+            return engine
 
         t_start = time.perf_counter()
         _run_samples(run, samples, log, open_engine, n_parallel, progress)
@@ -198,7 +246,7 @@ def _generate(engine, task: Task, group: Sequence[Sample], prompts: list[str], s
 
 def _record(run: _Run, task: Task, sample: Sample, gen, shots: Sequence[Sample], *, seconds: float) -> SampleRecord:
     parsed, score = sample_score(task, gen.text, sample)
-    return SampleRecord(id=sample.id, task=task.name, model=run.model_path.name, output=gen.text, parsed=parsed,
+    return SampleRecord(id=sample.id, task=task.name, model=run.name, output=gen.text, parsed=parsed,
                         score=score, prompt_tokens=gen.prompt_tokens, tokens=gen.n_tokens, seconds=seconds,
                         settings=run.settings, few_shot_ids=[s.id for s in shots], model_id=run.model,
                         sample_digest=sample_digest(sample))
@@ -224,18 +272,19 @@ def _task_summary(task: Task, rows: list[tuple[Sample, SampleRecord]], *, seed: 
 def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
     from .tasks import TASKS
 
-    summary = EvalSummary(model=run.model_path.name, model_id=run.model, settings=run.settings, tasks={},
+    summary = EvalSummary(model=run.name, model_id=run.model, settings=run.settings, tasks={},
                           seconds=seconds, split=run.split)
     results = []
+    model_name = run.model.name + (f"+{run.lora.stem}" if run.lora else "")
     for name, ss in run.by_task.items():
         entry = _task_summary(TASKS[name], [(s, run.done[s.id]) for s in ss if s.id in run.done],
                               seed=run.settings.seed)
         summary.tasks[name] = entry
-        results.append(Result(model=run.model.name, level=run.model.level, benchmark=name, metric=entry.metric,
+        results.append(Result(model=model_name, level=run.model.level, benchmark=name, metric=entry.metric,
                               value=entry.value, n=entry.n, stat="mean", unit="", model_id=run.model,
                               params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict(), split=run.split)))
     suffix = "" if run.split == "test" else f".{run.split}"
-    (out_dir / f"{run.model_path.stem}{suffix}.summary.json").write_text(
+    (out_dir / f"{run.stem}{suffix}.summary.json").write_text(
         json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     append_jsonl(out_dir / "results.jsonl", results)
     return summary

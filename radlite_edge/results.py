@@ -114,6 +114,7 @@ class EvalParams:
     seed: int
     split: str = "test"
     profile: str = "radlite"
+    lora: str | None = None  # the runtime GGUF LoRA, "<file name>@<file digest>" (None: the model alone)
 
     kind = "eval"
 

@@ -18,6 +18,7 @@ from radlite_edge.evaluation import EvalSettings, evaluate
 from radlite_edge.tasks import TASKS
 from radlite_edge.tasks.samples import read_dir, write_jsonl
 from radlite_edge.tasks.synthetic import make_suite
+from tests.test_assistant import lora_set  # noqa: F401  (the fixture: a tiny base, its adapter as GGUF LoRA, merged)
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +290,41 @@ def test_a_faithful_sequence_keeps_one_row_calls_beside_a_left_one(q8_model):
         assert np.array_equal(seen[step], last_logits(llm)), step
         llm.eval([tok])
     engine.close()
+
+
+def _outputs(records) -> dict[str, str]:
+    return {r["id"]: r["output"] for r in map(json.loads, records.read_text().splitlines())}
+
+
+def test_a_runtime_lora_is_scored_as_the_merged_model(lora_set, data_dir, tmp_path):
+    base, lora, merged = lora_set
+    samples = read_dir(data_dir)
+    kw = dict(tasks="n_staging,radiology_nli", settings=EvalSettings(n=4), n_parallel=2, n_threads=1)
+    summary = evaluate(base, samples, tmp_path, lora=lora, **kw)
+    records = tmp_path / f"{base.stem}+{lora.stem}.samples.jsonl"
+    ours = _outputs(records)
+    assert summary.model == f"{base.name}+{lora.name}" and (tmp_path / f"{base.stem}+{lora.stem}.summary.json").is_file()
+    evaluate(merged, samples, tmp_path / "merged", **kw)
+    assert ours == _outputs(tmp_path / "merged" / f"{merged.stem}.samples.jsonl")
+    # the base alone, in the same folder, reuses none of the adapter's records: the adapter moves its answers
+    evaluate(base, samples, tmp_path, **kw)
+    assert ours != _outputs(tmp_path / f"{base.stem}.samples.jsonl")
+    lines = records.read_text()
+    evaluate(base, samples, tmp_path, lora=lora, **kw)  # resumed: every sample recorded already
+    assert records.read_text() == lines
+    results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {r["params"]["lora"] is None for r in results} == {True, False}
+
+
+@pytest.mark.parametrize("extra, what, needle", [
+    ([], "missing", "no such LoRA file"),
+    ([], "model", "not a LoRA adapter"),
+    (["--mode", "naive"], "lora", "fast path"),
+])
+def test_a_lora_that_cannot_run_is_one_line(capsys, tmp_path, lora_set, data_dir, extra, what, needle):
+    base, lora, _ = lora_set
+    arg = {"missing": tmp_path / "nope.gguf", "model": base, "lora": lora}[what]
+    out = tmp_path / "out"
+    code = main(["eval", str(base), "--data", str(data_dir), "-o", str(out), "--lora", str(arg), *extra])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and needle in err[0] and not out.exists()

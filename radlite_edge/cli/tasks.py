@@ -58,7 +58,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..eval_records import EvalSettings
-    from ..evaluation import evaluate
+    from ..evaluation import check_lora, evaluate
     from ..identity import identify_model
     from ..tasks.samples import read_dir
 
@@ -68,6 +68,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
     for model in args.models:  # every file checked before the first one runs
         identify_model(Path(model))
+    if args.lora is not None:
+        check_lora(Path(args.lora), base)
     present = {s.split for s in samples}
     splits = args.splits.split(",") if args.splits else [x for x in ("test", GENERALIZATION) if x in present]
     summaries = []
@@ -81,6 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                               settings=replace(base, grammar=grammar), n_threads=args.threads,
                                               n_parallel=args.parallel, n_ctx=args.ctx_size,
                                               repack=bool(args.repack), split=split,
+                                              lora=None if args.lora is None else Path(args.lora),
                                               progress=rate_callback(bar, task)))
     for note in (n for s in summaries for n in s.notes):
         plain(err, f"note: {note}")
@@ -144,6 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help=f"which splits to score, e.g. test,{GENERALIZATION} (default: test, and {GENERALIZATION} "
                          "when the data has it: a score is reported on both)")
     ev.add_argument("--seed", type=values.seed, default=0)
+    ev.add_argument("--lora", default=None, metavar="ADAPTER.gguf",
+                    help="a GGUF LoRA (radlite export-lora) applied over each model at run time, as the assistant "
+                         "runs an adapter route; records and summaries are named MODEL+ADAPTER")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval, interrupt_note="the finished samples are recorded; the same command resumes "
                                                   "from them")
