@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from radlite_edge.cli import main
+from radlite_edge.cli.render import eval_table
 from radlite_edge.engine import MAX_STEP_ROWS, Engine
 from radlite_edge.evaluation import EvalSettings, evaluate
 from radlite_edge.tasks import TASKS
@@ -304,6 +305,7 @@ def test_a_runtime_lora_is_scored_as_the_merged_model(lora_set, data_dir, tmp_pa
     records = tmp_path / f"{base.stem}+{lora.stem}.samples.jsonl"
     ours = _outputs(records)
     assert summary.model == f"{base.name}+{lora.name}" and (tmp_path / f"{base.stem}+{lora.stem}.summary.json").is_file()
+    assert f"+ {lora.name}" in eval_table([summary], title="t").columns[-1].header  # the table says which adapter
     evaluate(merged, samples, tmp_path / "merged", **kw)
     assert ours == _outputs(tmp_path / "merged" / f"{merged.stem}.samples.jsonl")
     # the base alone, in the same folder, reuses none of the adapter's records: the adapter moves its answers
