@@ -187,6 +187,19 @@ _WHY_NONE = {
 }
 
 
+def _not_learned(rows: Sequence[dict], row: dict, task: str, decoding: str) -> str:
+    """A warning when the model's own F16 is not above the task's best trivial answer (its
+    interval reaches the floor): every level then "holds", and the pick among them is noise."""
+    ref = reference_row(rows, row)
+    s = score(ref, task, decoding) if ref else None
+    if not s or s.get("floor") is None or not s.get("ci95"):
+        return ""
+    if s["ci95"][0] > s["floor"]:
+        return ""
+    name = f"{s['floor_name']} " if s.get("floor_name") else ""
+    return f"; F16 is not above its floor ({name}{100 * s['floor']:.1f}): not learned, the pick is noise"
+
+
 def recommend(table: dict, budget: Budget, tasks: Sequence[str] | None = None) -> Recommendation:
     rows = table["rows"]
     tasks = list(tasks or table["spec"]["tasks"])
@@ -204,7 +217,8 @@ def recommend(table: dict, budget: Budget, tasks: Sequence[str] | None = None) -
             best = max(ok, key=lambda r: (round(value(r, task, budget.decoding), 6), -r["bytes"]))
             d = drop(rows, best, task, budget.decoding)
             picks.append(Pick(task, best, f"best of {len(ok)} that qualify" +
-                              (f"; {-100 * d + 0.0:+.1f} pts vs F16" if d is not None else "")))
+                              (f"; {round(-100 * d, 1) + 0.0:+.1f} pts vs F16" if d is not None else "") +
+                              _not_learned(rows, best, task, budget.decoding)))
             continue
         fits = [r for r in rows if _rss(r) is not None and _rss(r) <= budget.ram_bytes]
         main = "ram" if not fits else max((k for k in reasons if k != "ram"), key=reasons.get, default="not scored")

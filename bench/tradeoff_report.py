@@ -114,7 +114,7 @@ def markdown(table: dict, *, tolerance: float = DEFAULT_TOLERANCE, plots: Sequen
             s = score(r, task)
             d = drop(rows, r, task)
             body.append([f"{r['model']} {r['level']} ({r['imatrix']})", _pct(value(r, task)) + _ci(s),
-                         _pct(value(r, task, "grammar")), "—" if d is None else f"{-100 * d + 0.0:+.1f}",
+                         _pct(value(r, task, "grammar")), "—" if d is None else f"{round(-100 * d, 1) + 0.0:+.1f}",
                          _num(r["tasks"].get(task, {}).get("latency_s"), ".2f")])
         lines += _md_table(("file", "strict [95 % CI]", "grammar", "vs F16 (pts)", "latency s"), body)
         hold = smallest_holding(rows, task, tolerance)

@@ -242,6 +242,15 @@ def test_recommend_signs_a_gain_over_f16_positive(table):
     assert rec.picks[1].row["level"] == "Q8_0" and rec.picks[1].why.endswith("+5.0 pts vs F16")
 
 
+def test_recommend_says_when_f16_does_not_beat_the_floor(table):
+    rec = recommend(table, Budget(ram_bytes=16 * GiB, decoding="strict"))
+    assert not any("floor" in p.why for p in rec.picks)  # F16's intervals sit above the floor (0.1)
+    table["rows"][0]["tasks"][B]["strict"].update(floor=0.79, floor_name="majority")  # F16 0.80 [0.78, 0.82]
+    rec = recommend(table, Budget(ram_bytes=16 * GiB, decoding="strict"))
+    assert "floor" not in rec.picks[0].why
+    assert rec.picks[1].why.endswith("F16 is not above its floor (majority 79.0): not learned, the pick is noise")
+
+
 def test_recommend_speed_latency_and_holding(table):
     rec = recommend(table, Budget(ram_bytes=16 * GiB, min_tok_s=6.0, max_drop=0.5, decoding="strict"))
     assert {p.task: p.row["level"] for p in rec.picks} == {A: "Q4_K_M", B: "Q4_K_M"}
