@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from radlite_edge import machine as machine_mod
@@ -47,7 +48,23 @@ def level_of(r: Result) -> str | None:
 
 def _key(r: Result) -> tuple:
     p = r.params
-    return (r.model, level_of(r), r.benchmark, r.metric, p.n_prompt, p.n_gen, p.n_depth)
+    # the file's digest too: two files of one model and level (quantized with different importance
+    # matrices, say) are two series, never one file's thread steps
+    return (r.model, level_of(r), r.benchmark, r.metric, p.n_prompt, p.n_gen, p.n_depth,
+            r.model_id.digest if r.model_id else None)
+
+
+def _model_labels(results: Sequence[Result]) -> dict[int, str]:
+    """id(record) -> the model column: the model's name, followed by the file's folder where
+    several files share that name and level (ladder/radiology/…Q2_K and ladder/generic/…Q2_K)."""
+    digests: dict[tuple, set] = defaultdict(set)
+    for r in results:
+        digests[(r.model, level_of(r))].add(r.model_id.digest if r.model_id else None)
+    out = {}
+    for r in results:
+        many = len(digests[(r.model, level_of(r))]) > 1 and r.model_id is not None
+        out[id(r)] = f"{r.model} ({Path(r.model_id.path).parent.name}/)" if many else r.model
+    return out
 
 
 def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
@@ -68,13 +85,14 @@ def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
 def rows(results: Sequence[Result]) -> list[dict[str, object]]:
     """The one flat schema (``COLUMNS``) every table printer reads."""
     scaling = _scaling(results)
+    labels = _model_labels(results)
     out = []
     for r in results:
         p = r.params
         speedup, efficiency = scaling.get(id(r), (None, None))
         kv = p.kv_bytes
         out.append({
-            "model": r.model, "level": level_of(r),
+            "model": labels[id(r)], "level": level_of(r),
             "file_gib": p.file_bytes / 2**30 if p.file_bytes else None,
             "test": r.benchmark, "metric": r.metric, "threads": p.threads, "n_prompt": p.n_prompt,
             "n_gen": p.n_gen, "n_depth": p.n_depth, "n": r.n, "stat": r.stat, "value": r.value,
@@ -182,6 +200,7 @@ def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[St
     for r in results:
         if r.metric == "tok_s":
             series[_key(r)].append(r)
+    labels = _model_labels(results)
     out = []
     for key, rs in series.items():
         rs = sorted(rs, key=lambda r: r.params.threads)
@@ -193,7 +212,7 @@ def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[St
                 s = r.value / prev.value if prev.value else float("nan")
                 steps.append((r.params.threads, r.value, s, s / (r.params.threads / prev.params.threads)))
         best = max(rs, key=lambda r: r.value).params.threads
-        out.append((key[0], key[1], key[2], steps, best))
+        out.append((labels[id(rs[0])], key[1], key[2], steps, best))
     return out
 
 

@@ -6,8 +6,10 @@ request); the tests read what it produced. No figure is asserted: timings are be
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -149,6 +151,22 @@ def test_scaling_rows_name_the_best_thread_count(grid):
         assert steps[0][2] is None and steps[1][2] == pytest.approx(steps[1][1] / steps[0][1])
         assert steps[1][3] == pytest.approx(steps[1][2] / 2)
         assert best == max(steps, key=lambda s: s[1])[0]
+
+
+def test_two_files_of_one_model_and_level_are_two_series(grid):
+    # a ladder holds e.g. ladder/radiology/m-Q2_K.gguf and ladder/generic/m-Q2_K.gguf: their thread
+    # steps must not be chained into one series, and the tables must tell them apart
+    _, results, _ = grid
+    first = [r for r in results if r.model_id and r.model_id.digest == results[0].model_id.digest]
+    other_id = dataclasses.replace(first[0].model_id, digest="sha256:another-file",
+                                   path=str(Path("/ladder/generic") / Path(first[0].model_id.path).name))
+    twin = [dataclasses.replace(r, model_id=other_id) for r in first]
+    series = formats.scaling_rows(results + twin)
+    assert len(series) == 8 + 4  # the twin's (pp, tg) x 2 depths on their own
+    assert all([t for t, *_ in steps] == [1, 2] for *_, steps, _best in series)
+    labels = {row["model"] for row in formats.rows(results + twin)}
+    assert f"{first[0].model} (generic/)" in labels and f"{first[0].model} ({Path(first[0].model_id.path).parent.name}/)" in labels
+    assert {row["model"] for row in formats.rows(results)} == {r.model for r in results}  # one file each: plain names
 
 
 def test_dashboard_renders_without_a_terminal(grid):
