@@ -46,24 +46,33 @@ def level_of(r: Result) -> str | None:
     return r.level
 
 
+def file_key(r: Result) -> str | None:
+    """Which file a record measured, by its path: two files of one model and level (a ladder's
+    radiology/ and generic/ Q2_K) are two series, never one file's thread steps, while a file
+    re-made in place stays one series whose latest figure replaces the older."""
+    return r.model_id.path if r.model_id else None
+
+
 def _key(r: Result) -> tuple:
     p = r.params
-    # the file's digest too: two files of one model and level (quantized with different importance
-    # matrices, say) are two series, never one file's thread steps
-    return (r.model, level_of(r), r.benchmark, r.metric, p.n_prompt, p.n_gen, p.n_depth,
-            r.model_id.digest if r.model_id else None)
+    return (r.model, level_of(r), r.benchmark, r.metric, p.n_prompt, p.n_gen, p.n_depth, file_key(r))
 
 
-def _model_labels(results: Sequence[Result]) -> dict[int, str]:
+def model_labels(results: Sequence[Result]) -> dict[int, str]:
     """id(record) -> the model column: the model's name, followed by the file's folder where
-    several files share that name and level (ladder/radiology/…Q2_K and ladder/generic/…Q2_K)."""
-    digests: dict[tuple, set] = defaultdict(set)
+    several files share that name and level, and by the file name where the folders' names clash."""
+    files: dict[tuple, set] = defaultdict(set)
     for r in results:
-        digests[(r.model, level_of(r))].add(r.model_id.digest if r.model_id else None)
+        files[(r.model, level_of(r))].add(file_key(r))
     out = {}
     for r in results:
-        many = len(digests[(r.model, level_of(r))]) > 1 and r.model_id is not None
-        out[id(r)] = f"{r.model} ({Path(r.model_id.path).parent.name}/)" if many else r.model
+        paths = files[(r.model, level_of(r))]
+        if len(paths) < 2 or r.model_id is None:
+            out[id(r)] = r.model
+            continue
+        folder = Path(r.model_id.path).parent
+        clash = sum(Path(p).parent.name == folder.name for p in paths if p) > 1
+        out[id(r)] = f"{r.model} ({folder.parent.name + '/' if clash else ''}{folder.name}/)"
     return out
 
 
@@ -85,7 +94,7 @@ def _scaling(results: Sequence[Result]) -> dict[int, tuple[float, float]]:
 def rows(results: Sequence[Result]) -> list[dict[str, object]]:
     """The one flat schema (``COLUMNS``) every table printer reads."""
     scaling = _scaling(results)
-    labels = _model_labels(results)
+    labels = model_labels(results)
     out = []
     for r in results:
         p = r.params
@@ -200,7 +209,7 @@ def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[St
     for r in results:
         if r.metric == "tok_s":
             series[_key(r)].append(r)
-    labels = _model_labels(results)
+    labels = model_labels(results)
     out = []
     for key, rs in series.items():
         rs = sorted(rs, key=lambda r: r.params.threads)

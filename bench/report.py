@@ -52,7 +52,8 @@ def load_records(paths: Sequence[Path], run: str = "all") -> list[Result]:
         records = [r for r in records if r.params.run == run]
     latest: dict[tuple, Result] = {}
     for r in sorted(records, key=lambda r: r.time):
-        key = (r.machine.get("cpu"), r.model, formats.level_of(r), r.benchmark, r.metric, r.params.threads)
+        key = (r.machine.get("cpu"), r.model, formats.level_of(r), r.benchmark, r.metric, r.params.threads,
+               formats.file_key(r))
         latest.pop(key, None)  # re-inserted: the dict keeps the order of the latest measurements
         latest[key] = r
     if not latest:
@@ -75,13 +76,14 @@ def pyplot():
 
 def plot_threads(records: Sequence[Result], out: Path) -> Path:
     plt = pyplot()
+    labels = formats.model_labels(records)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, test in zip(axes, (TestKind.PP, TestKind.TG)):
         series: dict[tuple, list[Result]] = defaultdict(list)
         for r in records:
             if r.params.test is test and r.metric == "tok_s" and not r.params.n_depth:
-                series[(r.model, formats.level_of(r), r.benchmark)].append(r)
-        for (model, level, name), rs in sorted(series.items()):
+                series[(labels[id(r)], formats.level_of(r), r.benchmark, formats.file_key(r) or "")].append(r)
+        for (model, level, name, _), rs in sorted(series.items()):
             rs.sort(key=lambda r: r.params.threads)
             ax.errorbar([r.params.threads for r in rs], [r.value for r in rs],
                         yerr=[r.spread or 0 for r in rs], marker="o", capsize=3, label=f"{model} {level} {name}")

@@ -28,7 +28,7 @@ from .errors import UserError
 from .fileio import drop_partial_line, locked_append, output_dir
 from .limits import check_context
 from .eval_records import EvalMode, EvalSettings, EvalSummary, SampleRecord, TaskSummary, sample_digest
-from .gguf_file import gguf_type
+from .gguf_file import gguf_type_and_arch
 from .identity import ModelId, file_digest, identify_model
 from .results import EvalParams, Result, append_jsonl
 from .tasks import Sample, Task, sample_score, select_tasks
@@ -36,7 +36,7 @@ from .tasks.metrics import bootstrap_ci
 from .tasks.prompts import get_profile
 from .tasks.synthetic import content_key
 
-__all__ = ["EvalMode", "EvalSettings", "evaluate", "few_shot_examples"]
+__all__ = ["EvalMode", "EvalSettings", "check_lora", "evaluate", "few_shot_examples"]
 
 
 def few_shot_examples(task: Task, pool: Sequence[Sample], k: int, *, seed: int, exclude: set[str]) -> list[Sample]:
@@ -122,18 +122,22 @@ def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str
     return run
 
 
-def check_lora(lora: Path, settings: EvalSettings) -> EvalSettings:
-    """The settings with the runtime adapter's identity; a file that is not a GGUF LoRA, or a path
-    that cannot apply one, is refused before any work."""
+def check_lora(lora: Path, settings: EvalSettings, models: Sequence[ModelId] = ()) -> EvalSettings:
+    """The settings with the runtime adapter's identity. A file that is not a GGUF LoRA, an
+    adapter of another architecture than one of ``models``, or a path that cannot apply one is
+    refused before any work (llama.cpp checks the tensor shapes when the engine loads it)."""
     if settings.mode is EvalMode.NAIVE:
         raise UserError("--lora runs on the fast path (as the assistant applies an adapter): drop --mode naive, "
                         "or evaluate the merged model (radlite convert --adapter)")
     if not lora.is_file():
         raise UserError(f"{lora}: no such LoRA file" + (" (it is a folder: a peft adapter? radlite export-lora "
                                                         "makes the GGUF)" if lora.is_dir() else ""))
-    kind = gguf_type(lora)
+    kind, arch = gguf_type_and_arch(lora)
     if kind != "adapter":
         raise UserError(f"{lora}: a GGUF of type {kind!r}, not a LoRA adapter (radlite export-lora makes one)")
+    for model in models:
+        if arch is not None and model.arch != arch:
+            raise UserError(f"{lora}: an adapter for {arch} models; {Path(model.path).name} is {model.arch}")
     return dataclasses.replace(settings, lora=f"{lora.name}@{file_digest(lora)}")
 
 
@@ -165,7 +169,9 @@ def evaluate(
     model = identify_model(Path(model_path))
     if lora is not None:
         lora = Path(lora)
-        settings = check_lora(lora, settings)
+        settings = check_lora(lora, settings, [model])
+    else:
+        settings = dataclasses.replace(settings, lora=None)  # records say an adapter ran only when one did
     if n_ctx is None:
         n_ctx = min(DEFAULT_CTX, model.n_ctx_train or DEFAULT_CTX)
     check_context(n_ctx, model.n_ctx_train, what="-c")
@@ -283,7 +289,8 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
         results.append(Result(model=model_name, level=run.model.level, benchmark=name, metric=entry.metric,
                               value=entry.value, n=entry.n, stat="mean", unit="", model_id=run.model,
                               params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict(), split=run.split)))
-    suffix = "" if run.split == "test" else f".{run.split}"
+    # one summary per split and decoding: --decoding both writes the grammar one beside the strict one
+    suffix = ("" if run.split == "test" else f".{run.split}") + (".grammar" if run.settings.grammar else "")
     (out_dir / f"{run.stem}{suffix}.summary.json").write_text(
         json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
     append_jsonl(out_dir / "results.jsonl", results)

@@ -47,5 +47,12 @@ def open_model(path: Path) -> gguf.GGUFReader:
 
 def gguf_type(path: Path) -> str:
     """A GGUF's ``general.type``: "model" (also when unstated, as in older files), "imatrix", "adapter"."""
-    kind = open_complete(path).fields.get(gguf.Keys.General.TYPE)
-    return str(kind.contents()) if kind is not None else gguf.GGUFType.MODEL
+    return gguf_type_and_arch(path)[0]
+
+
+def gguf_type_and_arch(path: Path) -> tuple[str, str | None]:
+    """``general.type`` (as ``gguf_type``) and ``general.architecture`` (None where unstated)."""
+    fields = open_complete(path).fields
+    kind, arch = fields.get(gguf.Keys.General.TYPE), fields.get(gguf.Keys.General.ARCHITECTURE)
+    return (str(kind.contents()) if kind is not None else gguf.GGUFType.MODEL,
+            str(arch.contents()) if arch is not None else None)

@@ -153,20 +153,33 @@ def test_scaling_rows_name_the_best_thread_count(grid):
         assert best == max(steps, key=lambda s: s[1])[0]
 
 
-def test_two_files_of_one_model_and_level_are_two_series(grid):
+def _twin(results, folder="/ladder/generic"):
+    """The first model's records again, as if measured on another file of the same model and level."""
+    first = [r for r in results if r.model_id and r.model_id.path == results[0].model_id.path]
+    other_id = dataclasses.replace(first[0].model_id, digest="sha256:another-file",
+                                   path=str(Path(folder) / Path(first[0].model_id.path).name))
+    return first, [dataclasses.replace(r, model_id=other_id) for r in first]
+
+
+def test_two_files_of_one_model_and_level_are_two_series(grid, tmp_path):
     # a ladder holds e.g. ladder/radiology/m-Q2_K.gguf and ladder/generic/m-Q2_K.gguf: their thread
     # steps must not be chained into one series, and the tables must tell them apart
     _, results, _ = grid
-    first = [r for r in results if r.model_id and r.model_id.digest == results[0].model_id.digest]
-    other_id = dataclasses.replace(first[0].model_id, digest="sha256:another-file",
-                                   path=str(Path("/ladder/generic") / Path(first[0].model_id.path).name))
-    twin = [dataclasses.replace(r, model_id=other_id) for r in first]
+    first, twin = _twin(results)
     series = formats.scaling_rows(results + twin)
     assert len(series) == 8 + 4  # the twin's (pp, tg) x 2 depths on their own
     assert all([t for t, *_ in steps] == [1, 2] for *_, steps, _best in series)
     labels = {row["model"] for row in formats.rows(results + twin)}
     assert f"{first[0].model} (generic/)" in labels and f"{first[0].model} ({Path(first[0].model_id.path).parent.name}/)" in labels
     assert {row["model"] for row in formats.rows(results)} == {r.model for r in results}  # one file each: plain names
+    # radlite report keeps both files' latest figures, and its thread plot draws them apart
+    jsonl = tmp_path / "bench.jsonl"
+    append_jsonl(jsonl, results + twin)
+    assert len(load_records([jsonl])) == len(results) + len(twin)
+    # two folders of one name: the labels reach up a folder
+    _, far = _twin(results, folder=f"/elsewhere/{Path(first[0].model_id.path).parent.name}")
+    labels = {row["model"] for row in formats.rows(results + far)}
+    assert len({lbl for lbl in labels if lbl.startswith(first[0].model)}) == 2
 
 
 def test_dashboard_renders_without_a_terminal(grid):

@@ -330,3 +330,38 @@ def test_a_lora_that_cannot_run_is_one_line(capsys, tmp_path, lora_set, data_dir
     code = main(["eval", str(base), "--data", str(data_dir), "-o", str(out), "--lora", str(arg), *extra])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1 and needle in err[0] and not out.exists()
+
+
+def test_lora_records_are_keyed_on_the_adapters_bytes(lora_set, data_dir, tmp_path):
+    base, lora, _ = lora_set
+    mine = tmp_path / lora.name
+    mine.write_bytes(lora.read_bytes())
+    kw = dict(tasks="n_staging", settings=EvalSettings(n=3), n_parallel=2, n_threads=1)
+    records = tmp_path / "out" / f"{base.stem}+{mine.stem}.samples.jsonl"
+    evaluate(base, read_dir(data_dir), tmp_path / "out", lora=mine, **kw)
+    assert len(records.read_text().splitlines()) == 3
+    data = bytearray(mine.read_bytes())
+    data[-1] ^= 0x01  # the last tensor's last value changes: the same name, another adapter
+    mine.write_bytes(bytes(data))
+    evaluate(base, read_dir(data_dir), tmp_path / "out", lora=mine, **kw)
+    assert len(records.read_text().splitlines()) == 6  # ran again, not reused
+
+
+def test_eval_cli_with_lora_writes_its_own_records_and_both_summaries(capsys, lora_set, data_dir, tmp_path):
+    base, lora, _ = lora_set
+    out = tmp_path / "out"
+    assert main(["eval", str(base), "--lora", str(lora), "--data", str(data_dir), "-o", str(out), "--tasks",
+                 "n_staging", "--n", "2", "-t", "1", "--parallel", "2", "--decoding", "both", "--splits", "test"]) == 0
+    stem = f"{base.stem}+{lora.stem}"
+    assert (out / f"{stem}.samples.jsonl").is_file() and not (out / f"{base.stem}.samples.jsonl").exists()
+    assert (out / f"{stem}.summary.json").is_file() and (out / f"{stem}.grammar.summary.json").is_file()
+
+
+def test_an_adapter_for_another_architecture_is_refused_before_any_work(capsys, lora_set, tiny_gguf, data_dir,
+                                                                        tmp_path):
+    base, lora, _ = lora_set  # a tiny-qwen2 adapter
+    other = tiny_gguf("tiny-qwen3", "f16")
+    out = tmp_path / "out"
+    code = main(["eval", str(base), str(other), "--lora", str(lora), "--data", str(data_dir), "-o", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and "an adapter for qwen2 models" in err[0] and not out.exists()

@@ -264,14 +264,16 @@ def test_unwritable_outputs_fail_before_any_work(capsys, tmp_path, q8):
 
 
 def test_eval_interrupt_says_what_was_kept(tmp_path, q8):
-    data, out = _data(tmp_path, n=40), tmp_path / "out"
+    # enough samples that the run cannot finish between its first record and the signal (40 once
+    # did, on a loaded machine: the whole run takes well under a second)
+    data, out = _data(tmp_path, n=200), tmp_path / "out"
     proc = subprocess.Popen(RADLITE + ["eval", str(q8), "--data", str(data), "-o", str(out), "--tasks",
                                        "impression_generation", "--parallel", "1", "--no-grammar"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     records = out / f"{q8.stem}.samples.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and (not records.exists() or not records.read_text().strip()):
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

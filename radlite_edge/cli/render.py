@@ -153,7 +153,7 @@ def eval_table(summaries: Sequence, *, title: str, digits: int = 3, interval: bo
     for s in summaries:
         mode = ("\ngrammar" if s.settings.grammar else "\nstrict") if len(modes) > 1 else ""
         split = f"\n{s.split}" if len(splits) > 1 else ""
-        lora = f"\n+ {s.settings.lora.split('@')[0]}" if s.settings.lora else ""
+        lora = f"\n+ {s.settings.lora.rsplit('@', 1)[0]}" if s.settings.lora else ""
         table.add_column(f"{s.model_id.name} {s.model_id.level}{lora}{split}{mode}", justify="right", no_wrap=True,
                          overflow="ellipsis", min_width=digits + 2 + (11 if interval else 0))
     for task_name, first in summaries[0].tasks.items():

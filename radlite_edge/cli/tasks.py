@@ -66,10 +66,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     base = EvalSettings(mode=EvalMode(args.mode), few_shot=args.few_shot, n=args.n, seed=args.seed,
                         profile=args.prompt_profile)
     decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
-    for model in args.models:  # every file checked before the first one runs
-        identify_model(Path(model))
+    ids = [identify_model(Path(model)) for model in args.models]  # every file checked before the first one runs
     if args.lora is not None:
-        check_lora(Path(args.lora), base)
+        check_lora(Path(args.lora), base, ids)
     present = {s.split for s in samples}
     splits = args.splits.split(",") if args.splits else [x for x in ("test", GENERALIZATION) if x in present]
     summaries = []
