@@ -206,33 +206,39 @@ def evaluate(
 def _run_samples(run: _Run, pool: Sequence[Sample], log, open_engine: Callable, n_parallel: int,
                  progress: Callable[[int, int], None] | None) -> None:
     """Generate, score and record every sample not yet done, a group at a time; the engine
-    is loaded only when there is something to do."""
+    is loaded only when there is something to do. Ctrl-C stops after the group in flight is
+    recorded: llama.cpp calls Python back while it logs (a context being made), and an interrupt
+    raised there would be swallowed and the run would go on to the end."""
+    from .llm import Interrupts
+
     settings = run.settings
     evaluated_ids = {key for ss in run.by_task.values() for s in ss for key in (s.id, content_key(s.input))}
     step = 1 if settings.mode is EvalMode.NAIVE else n_parallel
     finished = run.finished()
     engine = None
     try:
-        for task in run.chosen:
-            todo = run.todo(task)
-            if not todo:
-                continue
-            if engine is None:
-                engine = open_engine()
-                profile = get_profile(settings.profile, engine.llm)
-            shots = few_shot_examples(task, pool, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
-            for start in range(0, len(todo), step):
-                group = todo[start:start + step]
-                gens = _generate(engine, task, group, [task.prompt(s.input, shots, profile=profile) for s in group],
-                                 settings)
-                for sample, gen in zip(group, gens):
-                    record = _record(run, task, sample, gen, shots, seconds=gen.seconds / len(gens))
-                    run.done[sample.id] = record
-                    log.write(record.to_json() + "\n")
-                log.flush()
-                finished += len(group)
-                if progress:
-                    progress(finished, run.total)
+        with Interrupts() as stop:
+            for task in run.chosen:
+                todo = run.todo(task)
+                if not todo:
+                    continue
+                if engine is None:
+                    engine = open_engine()
+                    profile = get_profile(settings.profile, engine.llm)
+                shots = few_shot_examples(task, pool, settings.few_shot, seed=settings.seed, exclude=evaluated_ids)
+                for start in range(0, len(todo), step):
+                    group = todo[start:start + step]
+                    gens = _generate(engine, task, group,
+                                     [task.prompt(s.input, shots, profile=profile) for s in group], settings)
+                    for sample, gen in zip(group, gens):
+                        record = _record(run, task, sample, gen, shots, seconds=gen.seconds / len(gens))
+                        run.done[sample.id] = record
+                        log.write(record.to_json() + "\n")
+                    log.flush()
+                    finished += len(group)
+                    if progress:
+                        progress(finished, run.total)
+                    stop.check()
     finally:
         if engine is not None:
             engine.close()

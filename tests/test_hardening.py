@@ -276,7 +276,7 @@ def test_eval_interrupt_says_what_was_kept(tmp_path, q8):
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, f"rc {proc.returncode}, {len(records.read_text().splitlines())} records; {err[-2000:]}"
     assert "resumes" in err and "no partial output" not in err
 
 
