@@ -65,3 +65,20 @@ def alien_gguf(tmp_path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def lora_set(tiny_checkpoint, tiny_gguf, tmp_path_factory):
+    """A tiny base GGUF, a synthetic adapter as GGUF LoRA, and the same adapter merged into a GGUF."""
+    from radlite_edge.convert.lora_gguf import export_lora
+    from radlite_edge.synth.adapters import write_adapter
+    from radlite_edge.synth.models import vocab_size_of
+
+    out = tmp_path_factory.mktemp("lora-set")
+    spec = SPECS["tiny-qwen2"]
+    base_dir = tiny_checkpoint("tiny-qwen2")
+    # alpha 512 over rank 8, a scale of 64: the tiny model's greedy choice moves
+    adapter_dir = write_adapter(spec, vocab_size_of(spec), out / "adapter", rank=8, alpha=512, seed=3)
+    lora = export_lora(adapter_dir, base_dir, out / "adapter.gguf", outtype="f32").path
+    merged = convert_checkpoint(base_dir, out / "merged-F32.gguf", outtype="f32", adapter=adapter_dir, n_threads=2).path
+    return tiny_gguf("tiny-qwen2", "f32"), lora, merged

@@ -14,8 +14,6 @@ from radlite_edge.convert.lora_gguf import export_lora
 from radlite_edge.engine import Engine
 from radlite_edge.errors import UserError
 from radlite_edge.routes import Route, Routes, uniform_routes
-from radlite_edge.synth.adapters import write_adapter
-from radlite_edge.synth.models import SPECS, vocab_size_of
 from radlite_edge.tasks.registry import get_task
 
 REPORTS = [
@@ -30,18 +28,6 @@ SHORT = 12  # answer tokens on the free-text tasks: a random model writes to the
 def n_threads() -> int:
     # one thread: llama.cpp's threads spin while they wait, and crawl where cores are shared
     return 1
-
-
-@pytest.fixture(scope="module")
-def lora_set(tiny_checkpoint, tiny_gguf, tmp_path_factory):
-    """A tiny base GGUF, a synthetic adapter as GGUF LoRA, and the same adapter merged into a GGUF."""
-    out = tmp_path_factory.mktemp("assistant")
-    spec = SPECS["tiny-qwen2"]
-    base_dir = tiny_checkpoint("tiny-qwen2")
-    adapter_dir = write_adapter(spec, vocab_size_of(spec), out / "adapter", rank=8, alpha=512, seed=3)  # scale 64: the tiny model's greedy choice moves
-    lora = export_lora(adapter_dir, base_dir, out / "adapter.gguf", outtype="f32").path
-    merged = convert_checkpoint(base_dir, out / "merged-F32.gguf", outtype="f32", adapter=adapter_dir, n_threads=2).path
-    return tiny_gguf("tiny-qwen2", "f32"), lora, merged
 
 
 def _routes(**by_task: Route) -> Routes:

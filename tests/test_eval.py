@@ -19,7 +19,6 @@ from radlite_edge.evaluation import EvalSettings, evaluate
 from radlite_edge.tasks import TASKS
 from radlite_edge.tasks.samples import read_dir, write_jsonl
 from radlite_edge.tasks.synthetic import make_suite
-from tests.test_assistant import lora_set  # noqa: F401  (the fixture: a tiny base, its adapter as GGUF LoRA, merged)
 
 
 @pytest.fixture(scope="module")
