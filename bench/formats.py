@@ -60,7 +60,7 @@ def _key(r: Result) -> tuple:
 
 def model_labels(results: Sequence[Result]) -> dict[int, str]:
     """id(record) -> the model column: the model's name, followed by the file's folder where
-    several files share that name and level, and by the file name where the folders' names clash."""
+    several files share that name and level (by two folders where the folders' names clash)."""
     files: dict[tuple, set] = defaultdict(set)
     for r in results:
         files[(r.model, level_of(r))].add(file_key(r))

@@ -81,11 +81,12 @@ class _Run:
     @property
     def name(self) -> str:
         """The model file's name, for people, with the runtime adapter's after a ``+``."""
-        return self.model_path.name + (f"+{self.lora.name}" if self.lora else "")
+        return _plus(self.model_path.name, self.lora and self.lora.name)
 
     @property
     def stem(self) -> str:
-        return _stem(self.model_path, self.lora)
+        """The name of this run's files."""
+        return _plus(self.model_path.stem, self.lora and self.lora.stem)
 
     def todo(self, task: Task) -> list[Sample]:
         return [s for s in self.by_task[task.name] if s.id not in self.done]
@@ -98,12 +99,12 @@ class _Run:
         return sum(1 for ss in self.by_task.values() for s in ss if s.id in self.done)
 
 
-def _stem(model_path: Path, lora: Path | None) -> str:
-    """The name of a run's files: the model's, with the runtime adapter's after a ``+``."""
-    return Path(model_path).stem + (f"+{lora.stem}" if lora else "")
+def _plus(name: str, adapter: str | None) -> str:
+    """A model's name with the runtime adapter's after a ``+`` (files, records, result rows)."""
+    return f"{name}+{adapter}" if adapter else name
 
 
-def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str,
+def _plan(model_path: Path, samples: Sequence[Sample], records_path: Path, tasks: str,
           settings: EvalSettings, split: str, lora: Path | None = None) -> _Run:
     model = identify_model(model_path)
     if settings.n is not None and settings.n < 1:
@@ -114,12 +115,10 @@ def _plan(model_path: Path, samples: Sequence[Sample], out_dir: Path, tasks: str
     empty = [name for name, ss in by_task.items() if not ss]
     if empty:
         raise UserError(f"no {split} samples for {', '.join(empty)} in the data")
-    run = _Run(model, model_path, settings, chosen, by_task, Path(), {}, split, lora)
-    run.records_path = out_dir / f"{run.stem}.samples.jsonl"
     digests = {s.id: sample_digest(s) for ss in by_task.values() for s in ss}
-    run.done = {r.id: r for r in read_records(run.records_path)
-                if r.id in digests and r.is_result_of(model, settings, digests[r.id])}
-    return run
+    done = {r.id: r for r in read_records(records_path)
+            if r.id in digests and r.is_result_of(model, settings, digests[r.id])}
+    return _Run(model, model_path, settings, chosen, by_task, records_path, done, split, lora)
 
 
 def check_lora(lora: Path, settings: EvalSettings, models: Sequence[ModelId] = ()) -> EvalSettings:
@@ -175,13 +174,13 @@ def evaluate(
     if n_ctx is None:
         n_ctx = min(DEFAULT_CTX, model.n_ctx_train or DEFAULT_CTX)
     check_context(n_ctx, model.n_ctx_train, what="-c")
-    records_path = out_dir / f"{_stem(model_path, lora)}.samples.jsonl"
+    records_path = out_dir / f"{_plus(Path(model_path).stem, lora and lora.stem)}.samples.jsonl"
     notes = []
     with output_dir(out_dir), locked_append(records_path, what="radlite eval") as log:
         if dropped := drop_partial_line(records_path):
             notes.append(f"{records_path}: dropped a last line cut short by a kill ({dropped} bytes); "
                          "that sample runs again")
-        run = _plan(Path(model_path), samples, out_dir, tasks, settings, split, lora)
+        run = _plan(Path(model_path), samples, records_path, tasks, settings, split, lora)
         if progress:
             progress(run.finished(), run.total)
 
@@ -287,7 +286,7 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
     summary = EvalSummary(model=run.name, model_id=run.model, settings=run.settings, tasks={},
                           seconds=seconds, split=run.split)
     results = []
-    model_name = run.model.name + (f"+{run.lora.stem}" if run.lora else "")
+    model_name = _plus(run.model.name, run.lora and run.lora.stem)
     for name, ss in run.by_task.items():
         entry = _task_summary(TASKS[name], [(s, run.done[s.id]) for s in ss if s.id in run.done],
                               seed=run.settings.seed)

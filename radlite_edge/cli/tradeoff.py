@@ -14,16 +14,6 @@ from .render import count_progress, err, out, parse_size, plain, print_json, pri
 DEFAULT_SWEEP_N = 200
 
 
-def _names_from(allowed: tuple[str, ...], what: str):
-    """An argparse type: a comma-separated list of names out of ``allowed``."""
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(x.strip().lower() for x in text.split(",") if x.strip())
-        if not names or any(x not in allowed for x in names):
-            raise argparse.ArgumentTypeError(f"{text!r}: give {what} from {', '.join(allowed)}")
-        return names
-    return parse
-
-
 def _seconds(text: str) -> float:
     t = text.strip().lower().removesuffix("s")
     try:
@@ -181,7 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data", help="task data folder (default: the synthetic suite, written into the run folder)")
     t.add_argument("--levels", type=values.level_list, default=DEFAULT_LADDER,
                    help=f"ladder made from an F16 input (default {','.join(DEFAULT_LADDER)})")
-    t.add_argument("--imatrix", type=_names_from(IMATRIX_SOURCES, "importance-matrix sources"), default=IMATRIX_SOURCES,
+    t.add_argument("--imatrix", type=values.names_from(IMATRIX_SOURCES, "importance-matrix sources"), default=IMATRIX_SOURCES,
                    help=f"importance-matrix sources, each its own ladder (default {','.join(IMATRIX_SOURCES)}): "
                         "radiology = our calibration reports, generic = English prose, none")
     t.add_argument("--imatrix-levels", type=values.level_list,
@@ -196,7 +186,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=values.seed, default=0)
     t.add_argument("--report-only", action="store_true",
                    help="measure nothing: the table and report of the cells done so far")
-    t.add_argument("--remeasure", type=_names_from(REMEASURABLE, "cells to measure again"), default=(),
+    t.add_argument("--remeasure", type=values.names_from(REMEASURABLE, "cells to measure again"), default=(),
                    help=f"measure these cells again though done ({','.join(REMEASURABLE)}): the machine-bound "
                         "figures, e.g. on a quiet machine after a sweep shared it; the new records replace the old")
     t.add_argument("--no-png", action="store_true", help="Markdown and CSV only (no matplotlib)")

@@ -47,6 +47,18 @@ def task_list(text: str) -> str:
     return text
 
 
+def names_from(allowed: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated list of names out of ``allowed`` (lower-cased)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(x.strip().lower() for x in text.split(",") if x.strip())
+        if not names or any(x not in allowed for x in names):
+            raise argparse.ArgumentTypeError(f"{text!r}: give {what} from {', '.join(allowed)}")
+        return names
+
+    return parse
+
+
 def split_list(text: str) -> str:
     from ..tasks.samples import SPLITS
 
