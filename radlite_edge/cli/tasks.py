@@ -25,7 +25,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     check_writable_dir(outdir)
     check = None
     if args.data_verb == "synth":
-        samples = make_suite(args.n, seed=args.seed)  # raises if any input crosses splits
+        samples = make_suite(args.n, seed=args.seed, n_train=args.train)  # raises if any input crosses splits
         counts = check_disjoint(samples)
         check = (f"leakage check: 0 inputs in two splits ({', '.join(f'{k} {v}' for k, v in counts.items())}; "
                  f"distinct test inputs per task: {min(distinct_inputs(s for s in samples if s.split == 'test').values())}"
@@ -98,7 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dt = sub.add_parser("data", help="task data: the synthetic suite, or public datasets in their own formats")
     dsub = dt.add_subparsers(dest="data_verb", required=True, metavar="VERB", parser_class=type(dt))
     ds = dsub.add_parser("synth", help="write the deterministic synthetic suite of the 9 tasks")
-    ds.add_argument("--n", type=values.count, default=DEFAULT_N, help="test samples per task (train: n/4, at least 16)")
+    ds.add_argument("--n", type=values.count, default=DEFAULT_N,
+                    help="test and generalization samples per task (val: n/10, at least 8)")
+    ds.add_argument("--train", type=values.count, default=None, metavar="N",
+                    help="train samples per task, labels balanced (default: n/4, at least 16); e.g. 20000 to fine-tune")
     ds.add_argument("--seed", type=values.seed, default=0)
     ds.add_argument("-o", "--output", required=True, help="directory for the JSONL files")
     ds.add_argument("--json", action="store_true", help="print the files written as JSON")

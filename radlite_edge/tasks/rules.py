@@ -119,3 +119,52 @@ M_SITES = ("liver", "bone", "brain", "adrenal", "contralateral lung", "pleural")
 
 def m_stage(sites: tuple[str, ...]) -> str:
     return "M1" if sites else "M0"
+
+
+# Nodal stations by side (IASLC map): N1 stations are hilar/intrapulmonary, N2 ipsilateral mediastinal;
+# either kind on the other side of the primary is N3. Subcarinal (7) is N2 from either side; the
+# aortopulmonary window (5) and para-aortic (6) stations lie on the left: N2 for a left primary, N3 for a right.
+N1_SIDED = ("hilar", "interlobar", "peribronchial", "lobar", "intrapulmonary")
+N2_SIDED = ("lower paratracheal", "upper paratracheal", "paratracheal", "paraoesophageal", "pulmonary ligament",
+            "mediastinal")
+N2_MIDLINE = ("subcarinal",)
+N2_LEFT = ("aortopulmonary window", "para-aortic")
+
+
+def node_stage(primary_side: str, side: str | None, station: str) -> int:
+    """The N category one involved node implies for a primary on ``primary_side`` (right or left);
+    ``side`` is where the report puts the node (right, left, ipsilateral, or None for a midline station)."""
+    if side == "ipsilateral" or station in N_STATIONS:
+        return N_STATIONS[station if station in N_STATIONS else f"ipsilateral {station}"]
+    if station in N2_MIDLINE:
+        return 2
+    if station in N2_LEFT:
+        return 2 if primary_side == "left" else 3
+    same = side == primary_side
+    if station in N1_SIDED:
+        return 1 if same else 3
+    if station in N2_SIDED:
+        return 2 if same else 3
+    raise ValueError(f"unknown nodal station {station!r}")
+
+
+def n_stage_lateral(primary_side: str, nodes: list[dict]) -> str:
+    """N by the farthest involved node; a node counts when ``involved`` (enlarged, not calcified)."""
+    return f"N{max((node_stage(primary_side, n['side'], n['station']) for n in nodes if n['involved']), default=0)}"
+
+
+def temporal_change(before: float, after: float) -> str:
+    """A finding's change between two studies by size (0: absent): more than 20 % larger is worse,
+    more than 20 % smaller is better."""
+    if before == 0:
+        return "new"
+    if after == 0:
+        return "resolved"
+    return "worsened" if after > before * 1.2 else "improved" if after < before * 0.8 else "unchanged"
+
+
+def chexpert_no_finding(values: dict[str, str]) -> str:
+    """No Finding is positive only when no finding but a support device is positive or uncertain."""
+    abnormal = any(v in ("positive", "uncertain") for k, v in values.items()
+                   if k not in ("Support Devices", "No Finding"))
+    return "negative" if abnormal else "positive"

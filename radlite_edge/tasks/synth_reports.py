@@ -137,34 +137,39 @@ def _scored(system: str, phrases: dict[str, tuple[str, ...]], headers: tuple[str
     return gen
 
 
-_PIRADS = _scored("PI-RADS", {
+PIRADS_PHRASES = {
     "1": ("peripheral zone normal on DWI and ADC", "no focal abnormality in the peripheral or transition zone"),
     "2": ("linear/wedge-shaped hypointensity on ADC", "indistinct hypointensity of the {side} peripheral zone"),
     "3": ("focal mild hypointensity on ADC, indeterminate", "heterogeneous {side} peripheral zone signal, equivocal"),
     "4": ("focal markedly hypointense ADC lesion {size} mm in the {side} peripheral zone (under 15 mm)",),
-    "5": ("markedly restricting {size} mm {side} peripheral zone lesion with extraprostatic extension",)},
+    "5": ("markedly restricting {size} mm {side} peripheral zone lesion with extraprostatic extension",)}
+_PIRADS = _scored("PI-RADS", PIRADS_PHRASES,
     ("MRI prostate.", "Multiparametric prostate MRI."), ("Seminal vesicles are normal.", "No pelvic lymphadenopathy."))
-_VIRADS = _scored("VI-RADS", {
+VIRADS_PHRASES = {
     "1": ("uninterrupted low-signal muscle layer, {size} mm lesion",), "2": ("stalked lesion with intact muscle layer",),
     "3": ("sessile lesion without a stalk, muscle layer equivocal",),
     "4": ("interruption of the muscle layer by tumour on the {side} wall",),
-    "5": ("tumour extending through the bladder wall into perivesical fat",)},
+    "5": ("tumour extending through the bladder wall into perivesical fat",)}
+_VIRADS = _scored("VI-RADS", VIRADS_PHRASES,
     ("MRI bladder.", "Multiparametric bladder MRI."), ("Upper tracts are not dilated.", "No pelvic nodes."))
-_ORADS = _scored("O-RADS", {
+ORADS_PHRASES = {
     "1": ("normal premenopausal {side} ovary with follicles",), "2": ("simple cyst {size} mm in the {side} ovary",),
     "3": ("multilocular cyst with smooth septations, under 10 cm", "unilocular cyst with smooth inner wall, {size} mm"),
     "4": ("multilocular cyst with a smooth solid component", "unilocular cyst with a solid component, {size} mm"),
-    "5": ("solid lesion with irregular contour and ascites", "{size} mm solid {side} adnexal mass with strong flow")},
+    "5": ("solid lesion with irregular contour and ascites", "{size} mm solid {side} adnexal mass with strong flow")}
+_ORADS = _scored("O-RADS", ORADS_PHRASES,
     ("Pelvic ultrasound.", "Transvaginal ultrasound."), ("Uterus is normal.", "No free fluid."))
-_NIRADS = _scored("NI-RADS", {
+NIRADS_PHRASES = {
     "1": ("expected post-treatment change without enhancement",), "2": ("superficial mucosal enhancement",),
-    "3": ("discrete nodular enhancement, new, {size} mm",), "4": ("definite recurrence with biopsy-proven tumour",)},
+    "3": ("discrete nodular enhancement, new, {size} mm",), "4": ("definite recurrence with biopsy-proven tumour",)}
+_NIRADS = _scored("NI-RADS", NIRADS_PHRASES,
     ("Post-treatment neck CT.", "Surveillance CT neck with contrast."), ("No new cervical nodes.", "Airway patent."))
-_GBRADS = _scored("GB-RADS", {
+GBRADS_PHRASES = {
     "1": ("normal gallbladder wall",), "2": ("smooth symmetric wall thickening",),
     "3": ("focal smooth wall thickening with intramural cysts",),
     "4": ("asymmetric wall thickening with indistinct interface to the liver",),
-    "5": ("mass-forming lesion replacing the gallbladder, {size} mm",)},
+    "5": ("mass-forming lesion replacing the gallbladder, {size} mm",)}
+_GBRADS = _scored("GB-RADS", GBRADS_PHRASES,
     ("Gallbladder ultrasound.", "RUQ ultrasound."), ("Common bile duct is not dilated.", "No gallstones."))
 
 

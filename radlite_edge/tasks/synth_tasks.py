@@ -104,8 +104,7 @@ def chexpert(rng):
             sentences.append(_pick(rng, f"Possible {phrase}.", f"Cannot exclude {phrase}.", f"Likely {phrase}."))
         # CheXpert: an unmentioned label is negative for this task
         values[label] = "negative" if state == "unmentioned" else state
-    abnormal = any(v in ("positive", "uncertain") for k, v in values.items() if k != "Support Devices")
-    values = {"No Finding": "negative" if abnormal else "positive", **values}
+    values = {"No Finding": rules.chexpert_no_finding(values), **values}
     text = _frame(rng, _pick(rng, "Chest radiograph, PA and lateral.", "Portable AP chest.", "CXR 2 views."),
                   sentences or ["Lungs are clear."])
     return text, chexpert_answer(values), {"values": values}
@@ -117,14 +116,6 @@ _TEMPORAL_FINDINGS = ("pleural effusion", "pulmonary nodule", "consolidation", "
                       "pneumothorax", "adrenal nodule", "renal cyst", "bone lesion", "ground-glass opacity")
 
 
-def _change(before: int, after: int) -> str:
-    if before == 0:
-        return "new"
-    if after == 0:
-        return "resolved"
-    return "worsened" if after > before * 1.2 else "improved" if after < before * 0.8 else "unchanged"
-
-
 def temporal(rng):
     prior, current, pairs = [], [], []
     for finding in rng.sample(_TEMPORAL_FINDINGS, rng.randint(1, 3)):
@@ -134,7 +125,7 @@ def temporal(rng):
             continue
         prior.append(f"{finding} {before} mm" if before else f"no {finding}")
         current.append(f"{finding} {after} mm" if after else f"no {finding}")
-        pairs.append((finding, _change(before, after)))
+        pairs.append((finding, rules.temporal_change(before, after)))
     if not pairs:
         return temporal(rng)
     text = _pick(rng, f"PRIOR: {'; '.join(prior)}.\nCURRENT: {'; '.join(current)}.",
@@ -183,7 +174,7 @@ def impression(rng):
     return _frame(rng, _pick(rng, "CT chest.", "CT thorax with contrast.", "Chest CT without contrast."), findings), ref, {}
 
 
-_BIRADS_MEANING = {"0": "Incomplete; additional imaging is needed.", "1": "Negative; routine screening.",
+BIRADS_MEANING = {"0": "Incomplete; additional imaging is needed.", "1": "Negative; routine screening.",
                    "2": "Benign finding; routine screening.", "3": "Probably benign; short-interval follow-up.",
                    "4": "Suspicious abnormality; biopsy should be considered.",
                    "5": "Highly suggestive of malignancy; biopsy is recommended.",
@@ -195,9 +186,9 @@ def qa(rng):
     from the same rule tables the labels come from."""
     kind = rng.randrange(5)
     if kind == 0:
-        cat = rng.choice(list(_BIRADS_MEANING))
+        cat = rng.choice(list(BIRADS_MEANING))
         q, a = _pick(rng, f"What does BI-RADS {cat} mean?", f"What is the meaning of a BI-RADS {cat} assessment?"), \
-            _BIRADS_MEANING[cat]
+            BIRADS_MEANING[cat]
     elif kind == 1:
         nodule = rng.choice(("solid", "part-solid", "ground-glass"))
         size = round(rng.uniform(3, 35), 1)

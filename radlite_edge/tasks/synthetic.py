@@ -1,7 +1,9 @@
 """The synthetic task suite: all 9 tasks, deterministic from a seed, labels from the rules.
 
-Generators live in ``synth_reports`` (RADS, in the published training mix) and
-``synth_tasks`` (the other eight); references are in the published answer styles. The
+Test and validation samples come from ``synth_reports`` (RADS, in the published training mix)
+and ``synth_tasks`` (the other eight), the generalization split from ``synth_heldout``, the train
+split from ``synth_train`` (far more wording, labels balanced per task, sized on its own);
+references are in the published answer styles. The
 splits are disjoint by content: test is drawn first, then validation, then train, and a
 sample whose normalised input (case, spacing and punctuation aside) was already drawn for
 another split is drawn again. ``check_disjoint`` verifies the result on every suite made
@@ -15,7 +17,7 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
-from . import synth_heldout
+from . import synth_heldout, synth_train
 from . import synth_tasks as t
 from .samples import Sample
 from .synth_reports import Gen, _rads
@@ -45,7 +47,7 @@ def make_task_samples(task: str, n: int, *, seed: int = 0, split: str = "test",
     generalization split comes from its own generators (``synth_heldout``), whose wording training
     never sees. Repeats within a split are left as drawn: rejecting them would skew the labels
     towards whichever label the generator words in more ways."""
-    generators = synth_heldout.GENERATORS if split == GENERALIZATION else GENERATORS
+    generators = {GENERALIZATION: synth_heldout.GENERATORS, "train": synth_train.GENERATORS}.get(split, GENERATORS)
     rng = random.Random(f"{seed}-{task}-{split}")
     taken = taken if taken is not None else set()
     out = []
@@ -63,7 +65,8 @@ def make_task_samples(task: str, n: int, *, seed: int = 0, split: str = "test",
 def make_suite(n_per_task: int, *, seed: int = 0, n_train: int | None = None, n_val: int | None = None,
                n_generalization: int | None = None) -> list[Sample]:
     """``n_per_task`` test samples per task, a generalization split in unseen wording, a validation
-    split and a train split (few-shot pool, fine-tuning), all disjoint by content."""
+    split and a train split (few-shot pool, fine-tuning; ``n_train`` per task), all disjoint by content.
+    The splits are drawn in that order from RNGs of their own, so the size of train changes no other split."""
     n_train = max(16, n_per_task // 4) if n_train is None else n_train
     n_val = max(8, n_per_task // 10) if n_val is None else n_val
     n_generalization = n_per_task if n_generalization is None else n_generalization
