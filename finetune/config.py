@@ -40,6 +40,11 @@ class FinetuneConfig:
     eval_every: int = field(default=50, metadata={"help": "validation loss every N updates (0: never)"})
     save_every: int = field(default=50, metadata={"help": "checkpoint every N updates, for --resume"})
     val_samples: int = field(default=64, metadata={"help": "validation examples scored each time"})
+    val_every: int = field(default=0, metadata={"help": "per-task strict accuracy on the val split every N updates, "
+                                                        "generated and scored as radlite eval (0: never)"})
+    val_per_task: int = field(default=16, metadata={"help": "validation samples per task generated each time"})
+    patience: int = field(default=0, metadata={"help": "stop after this many task validations without a new best "
+                                                       "mean (0: never stop early)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
     bf16: str = field(default="auto", metadata={"help": "auto (where the hardware has it), true or false"})
     seed: int = field(default=0, metadata={"help": "data order, LoRA init and dropout"})

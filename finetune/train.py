@@ -22,6 +22,7 @@ from radlite_edge.tasks.samples import read_dir
 
 from .config import FinetuneConfig
 from .data import IGNORE, Example, check_no_leak, describe, mixture, render
+from .validate import validation_callback, val_samples
 
 ADAPTER = "adapter"  # the output's adapter folder: what merge, convert --adapter and export-lora take
 
@@ -94,6 +95,13 @@ def _log_callback(path: Path, tokens_per_step: float, progress: Callable[[dict],
     return JsonlLog()
 
 
+def _log_record(path: Path, record: dict, progress: Callable[[dict], None] | None) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if progress:
+        progress(record)
+
+
 def _examples(config: FinetuneConfig, tokenizer, say: Callable[[str], None]):
     samples = read_dir(Path(config.data))
     check_no_leak(samples)  # before anything is trained
@@ -105,7 +113,8 @@ def _examples(config: FinetuneConfig, tokenizer, say: Callable[[str], None]):
     val = [e for e in val if len(e.input_ids) <= config.max_seq_len]
     if not kept:
         raise UserError(f"every training example is longer than max_seq_len {config.max_seq_len}")
-    return kept, val, len(train) - len(kept)
+    task_val = val_samples(samples, config.val_per_task) if config.val_every else {}
+    return kept, val, len(train) - len(kept), task_val
 
 
 def _training_args(config: FinetuneConfig, out: Path, *, has_val: bool):
@@ -156,7 +165,7 @@ def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable
     check_writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(config.base)
-    train, val, dropped = _examples(config, tokenizer, say)
+    train, val, dropped, task_val = _examples(config, tokenizer, say)
     torch.manual_seed(config.seed)  # the LoRA init
     model = AutoModelForCausalLM.from_pretrained(config.base, dtype=torch.float32)
     model = peft.get_peft_model(model, peft.LoraConfig(
@@ -169,6 +178,11 @@ def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable
         data_collator=_collate(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id),
         callbacks=[_log_callback(out / "train_log.jsonl",
                                  tokens_per_example * config.batch_size * config.grad_accum, progress)])
+    if task_val:
+        trainer.add_callback(validation_callback(task_val, tokenizer, out, every=config.val_every,
+                                                 patience=config.patience,
+                                                 log=lambda record: _log_record(out / "train_log.jsonl", record,
+                                                                                progress)))
     checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if resume and not checkpoints:
         say(f"no checkpoint in {out / 'checkpoints'}: starting from step 0")

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from .render import err, plain, print_json
 
+# short task names for one progress line
+TASK_ABBREV = {"rads_assignment": "rads", "impression_generation": "impr", "temporal_comparison": "temp",
+               "radiology_ner": "ner", "n_staging": "N", "m_staging": "M", "radiology_nli": "nli",
+               "abnormality_detection": "cxr", "radiology_qa": "qa"}
+
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..finetune.config import FinetuneConfig
@@ -20,6 +25,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                        f"{record['tokens_per_s'] or 0:.0f} tok/s ({record['seconds']:.0f} s)")
         elif "eval_loss" in record:
             plain(err, f"step {record['step']}: validation loss {record['eval_loss']:.4f}")
+        elif "val_scores" in record:
+            scores = " ".join(f"{TASK_ABBREV.get(t, t)} {v:.2f}" for t, v in record["val_scores"].items())
+            mark = " (best)" if record.get("best") else " (early stop)" if record.get("early_stop") else ""
+            plain(err, f"step {record['step']}: task validation mean {record['val_mean']:.3f}{mark}: {scores} "
+                       f"({record['val_seconds']:.0f} s)")
 
     result = finetune(config, resume=args.resume, progress=progress, say=lambda s: plain(err, s))
     if args.json:
