@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import tomllib
+import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
 from radlite_edge.errors import UserError
+from radlite_edge.limits import MAX_COUNT, MAX_RANK
 from radlite_edge.lora_recipe import RADLITE_LORA
+from radlite_edge.tasks.labels import TASK_NAMES
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 # the published sampling weight of each task's training data (RADLITE.md)
 PUBLISHED_WEIGHTS = {
@@ -49,6 +58,30 @@ class FinetuneConfig:
     bf16: str = field(default="auto", metadata={"help": "auto (where the hardware has it), true or false"})
     seed: int = field(default=0, metadata={"help": "data order, LoRA init and dropout"})
 
+    def check(self, *, where: str = "config") -> "FinetuneConfig":
+        """Every field against its type and bounds (``CHECKS``), before anything loads; the rank and the
+        layers against the base's own shapes when its config.json is there. Returns self."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            problem = CHECKS[f.name](value)
+            if problem:
+                raise UserError(f"{where}: {f.name} = {value!r}: {problem}")
+        self.bf16 = str(self.bf16).lower()
+        shape = _base_shape(Path(self.base))
+        if shape:
+            smallest, layers, n_ctx = shape
+            if self.r > smallest:
+                raise UserError(f"{where}: r = {self.r}: give 1 to {smallest} (the smaller side of the base's "
+                                "matrices; a LoRA cannot have a higher rank)")
+            bad = [x for x in self.layers_to_transform or () if x >= layers]
+            if bad:
+                raise UserError(f"{where}: layers_to_transform = {self.layers_to_transform!r}: the base has "
+                                f"{layers} layers (0 to {layers - 1})")
+            if n_ctx and self.max_seq_len > n_ctx:
+                raise UserError(f"{where}: max_seq_len = {self.max_seq_len}: the base was trained on {n_ctx} "
+                                f"tokens; give at most {n_ctx}")
+        return self
+
     @classmethod
     def load(cls, path: Path) -> "FinetuneConfig":
         path = Path(path)
@@ -63,16 +96,118 @@ class FinetuneConfig:
                 raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError, ImportError) as e:
             raise UserError(f"{path}: not a TOML or YAML config ({e})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: not a table of settings (write one `name = value` per line)")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw or {}) - known)
+        unknown = sorted(set(raw) - known)
         if unknown:
             raise UserError(f"{path}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
-        try:
-            config = cls(**raw)
-        except TypeError as e:
-            raise UserError(f"{path}: {e}") from None
-        base = path.parent
-        for name in ("base", "data", "output"):  # paths in a config are relative to it
-            value = Path(getattr(config, name)).expanduser()
-            setattr(config, name, str(value if value.is_absolute() else base / value))
-        return config
+        for name in REQUIRED:
+            if name not in raw:
+                raise UserError(f"{path}: {name} is missing: {FIELD_HELP[name]}")
+        for name in REQUIRED:  # paths in a config are relative to it
+            if CHECKS[name](raw[name]):
+                raise UserError(f"{path}: {name} = {raw[name]!r}: {CHECKS[name](raw[name])}")
+            value = Path(raw[name]).expanduser()
+            raw[name] = str(value if value.is_absolute() else path.parent / value)
+        return cls(**raw).check(where=str(path))
+
+
+# ------------------------------------------------------------------ the schema
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"an integer from {lo} to {hi}"
+        return None if lo <= v <= hi else f"give {lo} to {hi}"
+    return check
+
+
+def _float(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Callable[[Any], str | None]:
+    span = f"{'above' if lo_open else 'from'} {lo:g} {'and below' if hi_open else 'to'} {hi:g}"
+
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"a finite number {span}"
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        return None if ok else f"give a number {span}"
+    return check
+
+
+def _path(v) -> str | None:
+    return None if isinstance(v, str) and v.strip() else "a folder path (relative to the config file)"
+
+
+def _modules(v) -> str | None:
+    allowed = RADLITE_LORA.target_modules
+    if not isinstance(v, list) or not v or not all(isinstance(m, str) for m in v):
+        return f"a non-empty list of projection names from {', '.join(allowed)}"
+    unknown = [m for m in v if m not in allowed]
+    return f"unknown projection {unknown[0]!r}: choose from {', '.join(allowed)}" if unknown else None
+
+
+def _layers(v) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in v):
+        return "a non-empty list of layer indices (0 = the first block), or leave it out for all layers"
+    return None
+
+
+def _weights(v) -> str | None:
+    if not isinstance(v, dict) or not v:
+        return f"a table of task = weight, tasks from {', '.join(TASK_NAMES)}"
+    unknown = [t for t in v if t not in TASK_NAMES]
+    if unknown:
+        return f"unknown task {unknown[0]!r}: choose from {', '.join(TASK_NAMES)}"
+    if any(_float(0, 1e6)(w) for w in v.values()):
+        return "each weight a finite number from 0 to 1e6"
+    return None if any(w > 0 for w in v.values()) else "at least one task needs a weight above 0"
+
+
+def _flag(v) -> str | None:
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _bf16(v) -> str | None:
+    return None if isinstance(v, bool) or str(v).lower() in ("auto", "true", "false") else "auto, true or false"
+
+
+STEPS = 100_000_000  # updates, intervals: far beyond any run
+
+
+def _max_steps(v) -> str | None:
+    if v == -1 and not isinstance(v, bool):
+        return None
+    return _int(1, STEPS)(v) and f"-1 (by epochs) or 1 to {STEPS}"
+
+
+CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "base": _path, "data": _path, "output": _path,
+    "r": _int(1, MAX_RANK), "alpha": _float(0, 1e6, lo_open=True), "dropout": _float(0, 1, hi_open=True),
+    "target_modules": _modules, "layers_to_transform": _layers, "task_weights": _weights,
+    "samples": _int(1, 9 * MAX_COUNT), "max_seq_len": _int(16, 1 << 20), "batch_size": _int(1, 4096),
+    "grad_accum": _int(1, 4096), "epochs": _float(0, 10_000, lo_open=True),
+    "max_steps": _max_steps,
+    "learning_rate": _float(0, 1, lo_open=True), "warmup_steps": _int(0, STEPS),
+    "eval_every": _int(0, STEPS), "save_every": _int(0, STEPS), "val_samples": _int(0, MAX_COUNT),
+    "val_every": _int(0, STEPS), "val_per_task": _int(1, 10_000), "patience": _int(0, 10_000),
+    "gradient_checkpointing": _flag, "bf16": _bf16, "seed": _int(0, 2**32 - 1),
+}
+REQUIRED = ("base", "data", "output")
+FIELD_HELP = {f.name: f.metadata.get("help", "") for f in fields(FinetuneConfig)}
+
+
+def _base_shape(base: Path) -> tuple[int, int, int | None] | None:
+    """(smallest side of a LoRA-able matrix, layers, training context) from the base's config.json, or None."""
+    try:
+        cfg = json.loads((base / "config.json").read_text())
+        hidden, inter = int(cfg["hidden_size"]), int(cfg["intermediate_size"])
+        heads = int(cfg["num_attention_heads"])
+        head_dim = int(cfg.get("head_dim") or hidden // heads)
+        kv = int(cfg.get("num_key_value_heads") or heads) * head_dim
+        return min(hidden, inter, kv, heads * head_dim), int(cfg["num_hidden_layers"]), \
+            cfg.get("max_position_embeddings")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no readable config: finetune says so before it loads anything

@@ -17,7 +17,7 @@ from typing import Callable
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_dir, check_writable_dir
+from radlite_edge.fileio import atomic_dir, check_writable_dir, locked_append, output_dir, refuse_overwrite
 from radlite_edge.tasks.samples import read_dir
 
 from .config import FinetuneConfig
@@ -151,19 +151,51 @@ def _version_arguments(config: FinetuneConfig) -> dict:
     return out
 
 
+LOG = "train_log.jsonl"
+
+
 def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable[[dict], None] | None = None,
              say: Callable[[str], None] = print) -> FinetuneResult:
-    """Train a LoRA adapter on ``config.base``; write ``config.output``/adapter with its manifest."""
+    """Train a LoRA adapter on ``config.base``; write ``config.output``/adapter with its manifest.
+
+    Everything that can be judged before the model loads is: the config against its schema, the
+    output against the inputs (an output that is, holds or lies in the data or the base would spoil
+    them), an earlier run in the output (continued with ``resume`` only). The run holds a lock on its
+    log, so a second run into the same output is refused instead of interleaving with it; a run that
+    fails leaves no folder it made empty behind."""
+    config.check()
+    out = Path(config.output)
+    if not (Path(config.base) / "config.json").is_file():
+        raise UserError(f"{config.base}: no config.json (give an HF checkpoint; radlite import makes one from a GGUF)")
+    for name, source in (("data", Path(config.data)), ("base", Path(config.base))):
+        refuse_overwrite(out, [source], flag="output")
+        if source.resolve().is_relative_to(out.resolve()):
+            raise UserError(f"output {out} holds the {name} {source}: choose an output folder of its own")
+    if (out / LOG).is_file() and not resume:
+        raise UserError(f"{out} holds an earlier run ({LOG}): add --resume to continue it, or choose another output")
+    check_writable_dir(out)
+    with output_dir(out), locked_append(out / LOG, what="radlite finetune"):
+        return _finetune(config, out, resume=resume, progress=progress, say=say)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop the log's records past ``step``: a resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines(keepends=True)
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    with open(path, "r+") as f:  # in place: the run holds this file's lock
+        f.write("".join(keep))
+        f.truncate()
+
+
+def _finetune(config: FinetuneConfig, out: Path, *, resume: bool, progress: Callable[[dict], None] | None,
+              say: Callable[[str], None]) -> FinetuneResult:
     import peft
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     t0 = time.perf_counter()
-    out = Path(config.output)
-    if not (Path(config.base) / "config.json").is_file():
-        raise UserError(f"{config.base}: no config.json (give an HF checkpoint; radlite import makes one from a GGUF)")
-    check_writable_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(config.base)
     train, val, dropped, task_val = _examples(config, tokenizer, say)
     torch.manual_seed(config.seed)  # the LoRA init
@@ -176,16 +208,18 @@ def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable
     trainer = Trainer(
         model=model, args=args, train_dataset=_Examples(train), eval_dataset=_Examples(val) if val else None,
         data_collator=_collate(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id),
-        callbacks=[_log_callback(out / "train_log.jsonl",
+        callbacks=[_log_callback(out / LOG,
                                  tokens_per_example * config.batch_size * config.grad_accum, progress)])
     if task_val:
         trainer.add_callback(validation_callback(task_val, tokenizer, out, every=config.val_every,
                                                  patience=config.patience,
-                                                 log=lambda record: _log_record(out / "train_log.jsonl", record,
+                                                 log=lambda record: _log_record(out / LOG, record,
                                                                                 progress)))
     checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if resume and not checkpoints:
         say(f"no checkpoint in {out / 'checkpoints'}: starting from step 0")
+    if resume:
+        _trim_log(out / LOG, int(checkpoints[-1].name.split("-")[1]) if checkpoints else 0)
     train_out = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     val_loss = trainer.evaluate()["eval_loss"] if val else None
     seconds = time.perf_counter() - t0
