@@ -62,8 +62,11 @@ class AdapterConfig:
     @classmethod
     def load(cls, directory: Path) -> "AdapterConfig":
         path = directory / CONFIG_NAME
+        if directory.is_file():
+            raise UserError(f"adapter {directory} is a file: give the adapter's folder (the one that holds "
+                            f"{CONFIG_NAME} and adapter_model.safetensors)")
         if not directory.is_dir():
-            raise UserError(f"adapter directory {directory} does not exist")
+            raise UserError(f"adapter folder {directory} does not exist")
         if not path.is_file():
             raise UserError(f"{directory}: no {CONFIG_NAME} (is this a peft LoRA adapter folder?)")
         try:
@@ -82,7 +85,7 @@ class AdapterConfig:
         if not targets:
             raise UserError(f"{path}: target_modules is empty")
         try:
-            return cls(
+            config = cls(
                 r=int(raw["r"]),
                 lora_alpha=float(raw["lora_alpha"]),
                 use_rslora=bool(raw.get("use_rslora", False)),
@@ -98,6 +101,21 @@ class AdapterConfig:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}: missing or invalid field {e}") from None
+        config.check_numbers(path)
+        return config
+
+    def check_numbers(self, path: Path) -> None:
+        """Ranks at least 1 and finite alphas: an infinite or NaN alpha scales every merged matrix to
+        infinities, and the model would still load and answer."""
+        ranks = {"r": self.r, **{f"rank_pattern[{k!r}]": v for k, v in self.rank_pattern.items()}}
+        alphas = {"lora_alpha": self.lora_alpha, **{f"alpha_pattern[{k!r}]": v for k, v in self.alpha_pattern.items()}}
+        for what, value in ranks.items():
+            if value < 1:
+                raise UserError(f"{path}: {what} {value}: a LoRA rank is at least 1")
+        for what, value in alphas.items():
+            if not math.isfinite(value):
+                raise UserError(f"{path}: {what} {value}: not a finite number; give the alpha the adapter was "
+                                "trained with")
 
     def targets(self, module: str) -> bool:
         """peft's rule: a regex must match the whole name (and then the layer rule does not apply); a
@@ -182,6 +200,16 @@ class LoraAdapter:
                 )
             self.pairs[f"{module}.weight"] = LoraPair(module, ab["A"], ab["B"], rank, scale)
 
+    def check_finite(self, *, slab: int = 1 << 22) -> None:
+        """Every adapter weight is a finite number; one inf or NaN spreads through the matrix it is
+        merged into (or applied over), with no error anywhere after."""
+        for name in self.tensors.names():
+            for start, stop in self.tensors.row_slabs(name, slab):
+                bad = int(np.count_nonzero(~np.isfinite(self.tensors.read_f32(name, start, stop))))
+                if bad:
+                    raise UserError(f"{self.directory}: tensor {name} holds non-finite values (inf or NaN): the "
+                                    "adapter is broken; train or make it again")
+
     def check_against(self, base: Checkpoint) -> None:
         """Every pair and replacement must fit a base weight: names and shapes."""
         for weight, pair in self.pairs.items():
@@ -228,6 +256,7 @@ class MergedCheckpoint:
 
     def __init__(self, base: Checkpoint, adapter: LoraAdapter):
         adapter.check_against(base)
+        adapter.check_finite()
         self.base, self.adapter = base, adapter
         self.directory = base.directory
         self.entries: dict[str, TensorEntry] = base.entries
