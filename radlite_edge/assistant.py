@@ -34,6 +34,8 @@ from typing import Any
 
 from .engine import Engine
 from .errors import UserError
+from .identity import identify_model
+from .limits import check_context
 from .routes import Route, Routes
 from .speculative import EXTRACTIVE_TASKS, SpecStats, exact_rows, generate_speculative
 from .tasks import parsers
@@ -133,6 +135,8 @@ class Assistant:
             for what, path in (("model", route.model), ("adapter", route.adapter)):
                 if path is not None and not Path(path).is_file():
                     raise UserError(f"{routes.source}: route {route.task!r}: {what} {path} does not exist")
+        for model in routes.models():  # a context the model was not trained on answers with garbage
+            check_context(n_ctx, identify_model(model).n_ctx_train, what=f"-c (for {Path(model).name})")
         self.routes = routes
         self.ram = ram
         if ram is not None:

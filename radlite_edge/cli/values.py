@@ -8,6 +8,7 @@ library where the model is read (``radlite_edge.limits``).
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 from ..limits import MAX_CHUNK_TOKENS, MAX_COUNT, MAX_RANK, MAX_THREADS
@@ -39,6 +40,38 @@ few_shot = bounded("examples", 0, 16)
 seed = bounded("seed", 0, 2**32 - 1)
 rank = bounded("rank", 1, MAX_RANK)
 tokens = bounded("tokens", 1, MAX_CHUNK_TOKENS)  # a context, chunk or batch size
+
+
+def positive(what: str, *, hi: float = 1e9) -> Callable[[str], float]:
+    """A finite number above 0 and at most ``hi`` (inf, nan and 0 would run and then mean nothing)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a number") from None
+        if not math.isfinite(value) or not 0 < value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {text}: give a number above 0, at most {hi:g}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+def duration(text: str) -> float:
+    """Seconds, as 2, 2s or 500ms: finite, above 0, at most a day."""
+    t = text.strip().lower().removesuffix("s")
+    try:
+        value = float(t[:-1]) / 1000 if t.endswith("m") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 2s, 500ms)") from None
+    if not math.isfinite(value) or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a duration above 0 and at most a day (e.g. 2s, 500ms)")
+    return value
+
+
+alpha = positive("alpha", hi=1e6)  # a LoRA alpha: scale = alpha / r
+tok_s = positive("tok/s", hi=1e6)
 
 
 def task_list(text: str) -> str:
