@@ -116,6 +116,25 @@ def rows(results: Sequence[Result]) -> list[dict[str, object]]:
 # ------------------------------------------------------------------ csv
 
 
+def is_rendered(path: Path) -> bool:
+    """A file ``render`` (or ``radlite report``'s Markdown and CSV) wrote, in any of the formats: an
+    earlier output that a rerun may replace."""
+    from radlite_edge.fileio import first_record, json_object
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if first == ",".join(COLUMNS) or first in (f"# {t}" for t in MARKDOWN_TITLES):
+        return True
+    if first.startswith("{") and first.rstrip().endswith("}"):
+        record = first_record(path)
+        return isinstance(record, dict) and {"benchmark", "metric", "value"} <= set(record)
+    data = json_object(path) if first.startswith("{") else None
+    return data is not None and {"machine", "results"} <= set(data)
+
+
 def to_csv(results: Sequence[Result]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -225,7 +244,10 @@ def scaling_rows(results: Sequence[Result]) -> list[tuple[str, str, str, list[St
     return out
 
 
-def to_markdown(results: Sequence[Result], *, title: str = "radlite bench") -> str:
+MARKDOWN_TITLES = ("radlite bench", "RadLite Edge throughput report")
+
+
+def to_markdown(results: Sequence[Result], *, title: str = MARKDOWN_TITLES[0]) -> str:
     flat = rows(results)
     machine = results[0].machine if results else machine_mod.describe()
     lines = [f"# {title}", "", *machine_lines(machine), ""]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir
+from radlite_edge.fileio import INTO, atomic_path, claim_output, output_dir
 from radlite_edge.results import DEFAULT_RESULTS, Result, TestKind, read_jsonl
 
 from . import formats
@@ -129,17 +129,32 @@ def plot_size(records: Sequence[Result], out: Path) -> Path:
     return save_png(fig, plt, out)
 
 
+def is_plot(path: Path) -> bool:
+    """A PNG that matplotlib wrote (it names itself in the file's first chunks): an earlier plot."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
+
+
 def save_png(fig, plt, out: Path) -> Path:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    try:
+        with atomic_path(out, owned=is_plot) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 
 def _write(out: Path, text: str) -> Path:
-    with atomic_path(out) as tmp:
+    with atomic_path(out, owned=formats.is_rendered) as tmp:
         tmp.write_text(text)
     return out
+
+
+REPORT_FILES = {"md": ("report.md",), "csv": ("report.csv",), "png": ("tok_s_vs_threads.png", "tok_s_vs_size.png")}
 
 
 def make_report(results: Sequence[Path], outdir: Path, *, formats_wanted: Sequence[str] = REPORT_FORMATS,
@@ -147,14 +162,21 @@ def make_report(results: Sequence[Path], outdir: Path, *, formats_wanted: Sequen
     unknown = [f for f in formats_wanted if f not in REPORT_FORMATS]
     if unknown:
         raise UserError(f"--formats {','.join(unknown)}: choose from {', '.join(REPORT_FORMATS)}")
+    outdir = claim_output(outdir, results, step="report", kind=INTO)
+    for fmt in formats_wanted:
+        for name in REPORT_FILES[fmt]:
+            claim_output(outdir / name, step="report", owned=is_plot if fmt == "png" else formats.is_rendered)
     records = load_records(results, run)
-    outdir = Path(outdir)
-    check_writable_dir(outdir)
     if "png" in formats_wanted:
         pyplot()  # fail before writing anything when matplotlib is missing
+    with output_dir(outdir):
+        return _report(records, outdir, formats_wanted)
+
+
+def _report(records: Sequence[Result], outdir: Path, formats_wanted: Sequence[str]) -> ReportResult:
     files = []
     if "md" in formats_wanted:
-        files.append(_write(outdir / "report.md", formats.to_markdown(records, title="RadLite Edge throughput report")))
+        files.append(_write(outdir / "report.md", formats.to_markdown(records, title=formats.MARKDOWN_TITLES[1])))
     if "csv" in formats_wanted:
         files.append(_write(outdir / "report.csv", formats.to_csv(records)))
     if "png" in formats_wanted:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import drop_partial_line, locked_append, make_dir
+from radlite_edge.fileio import make_dir, output_dir
+from radlite_edge.locks import drop_partial_line, locked_append
 from radlite_edge.gguf_file import gguf_type
 from radlite_edge.identity import ModelId, identify_model
 from radlite_edge.levels import get_level
@@ -157,6 +158,15 @@ def _ladder_files(folder: Path) -> list[Path]:
     return files
 
 
+def check_inputs(inputs: Sequence[Path]) -> None:
+    """Every input is there, and a folder holds model GGUFs: checked before anything is written."""
+    for source in map(Path, inputs):
+        if not source.exists():
+            raise UserError(f"{source}: no such model file or ladder folder")
+        if source.is_dir():
+            _ladder_files(source)
+
+
 def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note: Callable[[str], None],
                   on_step: Callable[[str], None] | None = None) -> list[Variant]:
     """Every file to measure: each F16/BF16/F32 input is quantized into ``run/ladder/<imatrix>/``
@@ -198,19 +208,19 @@ def _quantize(source: Path, name: str, kind: str, levels: list[str], run: Path, 
     from radlite_edge.convert.quantize import quantize_ladder
 
     folder = run / "ladder" / kind
-    make_dir(folder)
-    imatrix = None
-    if kind != "none":
-        imatrix = folder / f"{name}-imatrix.gguf"
-        calib = generic_text(run / "generic-calibration.txt") if kind == "generic" else None
+    with output_dir(folder):  # a failure leaves no empty ladder folder
+        imatrix = None
+        if kind != "none":
+            imatrix = folder / f"{name}-imatrix.gguf"
+            calib = generic_text(run / "generic-calibration.txt") if kind == "generic" else None
+            if on_step:
+                on_step(f"imatrix ({kind}) of {name}")
+            make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads,
+                         **({"max_chunks": spec.imatrix_chunks} if spec.imatrix_chunks else {}))
         if on_step:
-            on_step(f"imatrix ({kind}) of {name}")
-        make_imatrix(source, imatrix, calib=calib, n_threads=spec.threads,
-                     **({"max_chunks": spec.imatrix_chunks} if spec.imatrix_chunks else {}))
-    if on_step:
-        on_step(f"quantize {name} ({kind} imatrix): {', '.join(levels)}")
-    return [Variant(name, r.level, kind, Path(r.path))
-            for r in quantize_ladder(source, levels, folder, imatrix=imatrix, n_threads=spec.threads, name=name)]
+            on_step(f"quantize {name} ({kind} imatrix): {', '.join(levels)}")
+        return [Variant(name, r.level, kind, Path(r.path))
+                for r in quantize_ladder(source, levels, folder, imatrix=imatrix, n_threads=spec.threads, name=name)]
 
 
 def reference_of(variant: Variant, variants: Sequence[Variant]) -> Variant | None:

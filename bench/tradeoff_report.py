@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from radlite_edge.fileio import atomic_path, make_dir
+from radlite_edge.fileio import atomic_path, claim_output, output_dir
 
 from .tradeoff_analysis import (DEFAULT_TOLERANCE, DEVICES, Budget, Recommendation, complete_decoding, drop, fmt_bytes,
                                 pareto_front, recommend, score, smallest_holding, value)
@@ -91,7 +91,7 @@ def recommendation_lines(rec: Recommendation, title: str) -> list[str]:
 def markdown(table: dict, *, tolerance: float = DEFAULT_TOLERANCE, plots: Sequence[Path] = ()) -> str:
     rows, spec = table["rows"], table["spec"]
     m = table.get("machine", {})
-    lines = ["# Accuracy against size and speed, per task", "",
+    lines = [TITLE, "",
              f"Data: {table.get('data', '?')}. Strict scoring (an unparsable answer is wrong) with 95 % bootstrap "
              "intervals; grammar = label tasks constrained to their label set (the deployment mode). The floor is the "
              "best trivial answer on the same samples.",
@@ -239,16 +239,31 @@ def plot_latency_fronts(table: dict, out: Path) -> Path:
 PLOTS = {"accuracy_size": plot_accuracy_size, "drop_heatmap": plot_drop_heatmap, "latency_fronts": plot_latency_fronts}
 
 
+TITLE = "# Accuracy against size and speed, per task"
+
+
+def is_report_text(path: Path) -> bool:
+    """tradeoff.md or tradeoff.csv as ``write_report`` writes them: an earlier report a rerun replaces."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first == TITLE or first.startswith("model,imatrix,level,task,")
+
+
 def write_report(table: dict, outdir: Path, *, tolerance: float = DEFAULT_TOLERANCE, png: bool = True) -> list[Path]:
-    make_dir(outdir)
-    written = []
-    plots = []
-    if png:
-        for name, fn in PLOTS.items():
-            plots.append(fn(table, outdir / f"{name}.png"))
-    written += plots
-    for name, text in (("tradeoff.md", markdown(table, tolerance=tolerance, plots=plots)), ("tradeoff.csv", csv_text(table))):
-        with atomic_path(outdir / name) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-        written.append(outdir / name)
+    from .report import is_plot
+
+    names = [f"{n}.png" for n in PLOTS] if png else []
+    for name in names + ["tradeoff.md", "tradeoff.csv"]:
+        claim_output(outdir / name, step="tradeoff", owned=is_plot if name.endswith(".png") else is_report_text)
+    with output_dir(outdir):  # a failure leaves no empty report folder
+        plots = [fn(table, outdir / f"{name}.png") for name, fn in PLOTS.items()] if png else []
+        written = list(plots)
+        for name, text in (("tradeoff.md", markdown(table, tolerance=tolerance, plots=plots)),
+                           ("tradeoff.csv", csv_text(table))):
+            with atomic_path(outdir / name, owned=is_report_text) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+            written.append(outdir / name)
     return written

@@ -22,7 +22,8 @@ from gguf import MODEL_TENSOR, Keys, TokenType
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_dir, check_writable_dir, refuse_overwrite
+from radlite_edge.fileio import FOLDER, atomic_dir, claim_output
+from radlite_edge.locks import output_lock
 from radlite_edge.gguf_file import open_model
 from radlite_edge.safetensors_io import PlannedTensor, SafetensorsWriter, f32_to_bf16_bits
 
@@ -124,12 +125,20 @@ def import_gguf(source: Path, out_dir: Path, *, dtype: str = "f32", force: bool 
     if dtype not in IMPORT_DTYPES:
         raise UserError(f"--dtype {dtype}: choose {', '.join(IMPORT_DTYPES)}")
     reader = open_model(source)
-    check_writable_dir(out_dir.parent if str(out_dir.parent) else Path("."))
-    refuse_overwrite(out_dir, [source])
-    inputs, params = manifest.identify([source]), {"dtype": dtype}
-    if not force and manifest.is_up_to_date(out_dir, step="import", inputs=inputs, params=params):
-        previous = manifest.load(out_dir)["result"]
-        return ImportResult(**{**previous, "path": out_dir, "seconds": time.perf_counter() - t0, "skipped": True})
+    claim_output(out_dir, [source], step="import", kind=FOLDER)
+    with output_lock(out_dir, what="radlite import"):
+        inputs, params = manifest.identify([source]), {"dtype": dtype}
+        if not force and manifest.is_up_to_date(out_dir, step="import", inputs=inputs, params=params):
+            previous = manifest.load(out_dir)["result"]
+            return ImportResult(**{**previous, "path": out_dir, "seconds": time.perf_counter() - t0, "skipped": True})
+        result = _import(reader, source, out_dir, dtype=dtype, progress=progress, t0=t0)
+        manifest.write(out_dir, step="import", inputs=inputs, params=params, seconds=result.seconds,
+                       result=result.to_dict())
+    return result
+
+
+def _import(reader, source: Path, out_dir: Path, *, dtype: str, progress: Callable[[int, int], None] | None,
+            t0: float) -> ImportResult:
     arch_name = str(_field(reader, Keys.General.ARCHITECTURE))
     arch = next((a for a in ARCHS.values() if a.gguf_name == arch_name), None)
     if arch is None:
@@ -147,7 +156,7 @@ def import_gguf(source: Path, out_dir: Path, *, dtype: str = "f32", force: bool 
     plan = [PlannedTensor(names[n], "F32" if dtype == "f32" else "BF16",
                           tuple(reversed([int(d) for d in tensors[n].shape]))) for n in order]
     total = sum(p.nbytes for p in plan)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, step="import") as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         write_tokenizer(reader, tmp, source=source, model_max_length=config.get("max_position_embeddings", 2048))
         done = 0
@@ -158,11 +167,8 @@ def import_gguf(source: Path, out_dir: Path, *, dtype: str = "f32", force: bool 
                 done += data.size * (4 if dtype == "f32" else 2)
                 if progress:
                     progress(done, total)
-    result = ImportResult(out_dir, arch.name, len(plan), sum(int(np.prod(p.shape)) for p in plan),
-                          (out_dir / "model.safetensors").stat().st_size, time.perf_counter() - t0)
-    manifest.write(out_dir, step="import", inputs=inputs, params=params, seconds=result.seconds,
-                   result=result.to_dict())
-    return result
+    return ImportResult(out_dir, arch.name, len(plan), sum(int(np.prod(p.shape)) for p in plan),
+                        (out_dir / "model.safetensors").stat().st_size, time.perf_counter() - t0)
 
 
 def _pre_tokenizer(pre: str, *, source: Path):

@@ -23,7 +23,7 @@ from gguf import GGMLQuantizationType as QT
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir, refuse_overwrite
+from radlite_edge.fileio import FILE, atomic_path, claim_output
 from radlite_edge.levels import Level, convert_levels, get_level
 from radlite_edge.safetensors_io import DTYPES, Checkpoint
 
@@ -228,8 +228,7 @@ def convert_checkpoint(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    check_writable_dir(out.parent if str(out.parent) else Path("."))
-    refuse_overwrite(out, [Path(directory)] + ([Path(adapter)] if adapter is not None else []))
+    claim_output(out, [Path(directory)] + ([Path(adapter)] if adapter is not None else []), step="convert", kind=FILE)
     plan = plan_conversion(Path(directory), outtype, adapter=adapter)
     sources = [plan.directory] + ([Path(adapter)] if adapter is not None else [])
     inputs = manifest.identify(p for d in sources for p in d.iterdir() if p.suffix in (".json", ".safetensors"))
@@ -253,7 +252,7 @@ def convert_checkpoint(
         if progress:
             progress(done, total_in)
 
-    with atomic_path(out) as tmp:
+    with atomic_path(out, step="convert") as tmp:
         try:
             writer.open_output_file(tmp)
             writer.write_header_to_file()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir, refuse_overwrite
+from radlite_edge.fileio import FILE, atomic_path, claim_output, scratch_dir
 from radlite_edge.limits import check_context
 from radlite_edge.llm import Interrupts, captured_llama_log
 from radlite_edge.synth.corpus import radiology_corpus
@@ -425,10 +424,11 @@ def make_imatrix(
     source, out = Path(source), Path(out)
     if not source.exists():
         raise UserError(f"{source}: no such model file or checkpoint folder")
+    if calib is not None and Path(calib).is_dir():
+        raise UserError(f"--calib {calib} is a folder: give one calibration text file")
     if calib is not None and not Path(calib).is_file():
-        raise UserError(f"{calib}: no such calibration text file")
-    check_writable_dir(out.parent if str(out.parent) else Path("."))
-    refuse_overwrite(out, [source] + ([Path(calib)] if calib else []))
+        raise UserError(f"--calib {calib}: no such calibration text file")
+    claim_output(out, [source] + ([Path(calib)] if calib else []), step="imatrix", kind=FILE)
     pieces, dataset = calibration_pieces(calib)
     inputs = manifest.identify(_source_inputs(source) + ([Path(calib)] if calib else []))
     params = {"chunk_size": chunk_size, "max_chunks": max_chunks, "dataset": dataset}
@@ -437,8 +437,7 @@ def make_imatrix(
         return ImatrixResult(**{**previous, "path": out, "seconds": time.perf_counter() - t0, "skipped": True})
 
     # a checkpoint folder is converted to a temporary F16 beside the output (it may be GBs: not /tmp)
-    folder_input = tempfile.TemporaryDirectory(prefix=".radlite-imatrix-", dir=out.parent if str(out.parent) else ".") \
-        if source.is_dir() else contextlib.nullcontext(None)
+    folder_input = scratch_dir(out) if source.is_dir() else contextlib.nullcontext(None)
     with folder_input as tmp:
         model_path = source
         if tmp is not None:

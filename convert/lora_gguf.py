@@ -20,7 +20,7 @@ from gguf import GGMLQuantizationType as QT
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir, refuse_overwrite
+from radlite_edge.fileio import FILE, atomic_path, claim_output
 from radlite_edge.levels import get_level
 from radlite_edge.safetensors_io import Checkpoint
 
@@ -54,13 +54,13 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
     if outtype.lower() not in EXPORT_TYPES:
         raise UserError(f"--outtype {outtype}: a GGUF LoRA is written as one of {', '.join(EXPORT_TYPES)}")
     level = get_level(outtype)
-    check_writable_dir(out.parent if str(out.parent) else Path("."))
-    refuse_overwrite(out, [Path(adapter_dir), Path(base_dir)])
+    claim_output(out, [Path(adapter_dir), Path(base_dir)], step="export-lora", kind=FILE)
     config = load_config(Path(base_dir))
     arch = arch_for_config(config, source=str(Path(base_dir) / "config.json"))
     base = Checkpoint(Path(base_dir))
     adapter = LoraAdapter(Path(adapter_dir))
     adapter.check_against(base)
+    adapter.check_finite()
     inputs = manifest.identify(manifest.folder_files(Path(adapter_dir)) + [Path(base_dir) / "config.json"])
     params = {"outtype": level.name}
     if not force and manifest.is_up_to_date(out, step="export-lora", inputs=inputs, params=params):
@@ -110,7 +110,7 @@ def export_lora(adapter_dir: Path, base_dir: Path, out: Path, *, outtype: str = 
             writer.add_tensor(name, encoded)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
-    with atomic_path(out) as tmp:
+    with atomic_path(out, step="export-lora") as tmp:
         try:
             writer.write_header_to_file(path=tmp)
             writer.write_kv_data_to_file()

@@ -19,7 +19,8 @@ import numpy as np
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_dir, refuse_overwrite
+from radlite_edge.fileio import FOLDER, atomic_dir, claim_output
+from radlite_edge.locks import output_lock
 from radlite_edge.safetensors_io import INDEX_NAME, Checkpoint, PlannedTensor, SafetensorsWriter, f32_to_bf16_bits
 
 from .lora import LoraAdapter, MergedCheckpoint
@@ -76,20 +77,30 @@ def merge_checkpoint(
     if dtype is not None and dtype.lower() not in MERGE_DTYPES:
         raise UserError(f"--dtype {dtype}: choose {', '.join(MERGE_DTYPES)}")
     base_dir, out_dir = Path(base_dir), Path(out_dir)
-    refuse_overwrite(out_dir, [base_dir, Path(adapter_dir)])
+    claim_output(out_dir, [base_dir, Path(adapter_dir)], step="merge", kind=FOLDER)
     if not (base_dir / "config.json").is_file():
         raise UserError(f"{base_dir}: no config.json (give the base HF checkpoint folder)")
     base = Checkpoint(base_dir)
     adapter = LoraAdapter(Path(adapter_dir))
     inputs = manifest.identify(manifest.folder_files(base_dir, Path(adapter_dir)))
     params = {"dtype": dtype.upper() if dtype else None}
-    if not force and manifest.is_up_to_date(out_dir, step="merge", inputs=inputs, params=params):
-        previous = manifest.load(out_dir)["result"]
-        return MergeResult(**{**previous, "path": out_dir, "seconds": time.perf_counter() - t0, "skipped": True})
+    with output_lock(out_dir, what="radlite merge"):
+        if not force and manifest.is_up_to_date(out_dir, step="merge", inputs=inputs, params=params):
+            previous = manifest.load(out_dir)["result"]
+            return MergeResult(**{**previous, "path": out_dir, "seconds": time.perf_counter() - t0, "skipped": True})
+        result = _merge(base, adapter, out_dir, dtype=dtype, progress=progress, t0=t0)
+        manifest.write(out_dir, step="merge", inputs=inputs, params=params, seconds=result.seconds,
+                       result=result.to_dict())
+    return result
+
+
+def _merge(base: Checkpoint, adapter: LoraAdapter, out_dir: Path, *, dtype: str | None,
+           progress: Callable[[int, int], None] | None, t0: float) -> MergeResult:
+    base_dir, adapter_dir = base.directory, adapter.directory
     merged = MergedCheckpoint(base, adapter)
     total = sum(e.nbytes for e in base.entries.values())
     done = written = 0
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, step="merge") as tmp:
         for extra in sorted(base_dir.iterdir()):
             # our own records (radlite_*.json, manifests) describe the base, not the merge
             if extra.is_file() and extra.suffix != ".safetensors" and not extra.name.startswith("radlite_") \
@@ -120,8 +131,5 @@ def merge_checkpoint(
             "replaced": sorted(adapter.replaced), "r": adapter.config.r, "lora_alpha": adapter.config.lora_alpha,
             "use_rslora": adapter.config.use_rslora,
         }, indent=2) + "\n")
-    result = MergeResult(out_dir, len(base.entries), len(adapter.pairs), len(adapter.replaced),
-                         sum(f.stat().st_size for f in out_dir.glob("*.safetensors")), time.perf_counter() - t0)
-    manifest.write(out_dir, step="merge", inputs=inputs, params=params, seconds=result.seconds,
-                   result=result.to_dict())
-    return result
+    return MergeResult(out_dir, len(base.entries), len(adapter.pairs), len(adapter.replaced),
+                       sum(f.stat().st_size for f in out_dir.glob("*.safetensors")), time.perf_counter() - t0)

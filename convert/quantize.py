@@ -26,7 +26,7 @@ from gguf import GGMLQuantizationType as QT
 
 from radlite_edge import manifest
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import atomic_path, check_writable_dir, sha256_file
+from radlite_edge.fileio import FILE, atomic_path, check_writable_dir, claim_output, sha256_file
 from radlite_edge.identity import name_from_file
 from radlite_edge.levels import Level, get_level, level_for_ftype
 from radlite_edge.llm import captured_llama_log
@@ -194,9 +194,9 @@ def quantize_ladder(
     reader = check_source(source)
     name = name or model_name(source)
     outputs = [(level, output_path(outdir, name, level)) for level in wanted]
+    given = [] if imatrix is None or (isinstance(imatrix, str) and imatrix.lower() == "auto") else [Path(imatrix)]
     for level, out in outputs:
-        if out.resolve() == source.resolve():
-            raise UserError(f"{out}: the output of level {level.name} would overwrite the input; choose another -o")
+        claim_output(out, [source, *given], step="quantize", kind=FILE)
 
     imatrix_path: Path | None = None
     imatrix_data: im.ImatrixData | None = None
@@ -232,7 +232,7 @@ def quantize_ladder(
         if source_sha is None:  # hashed once per run, and only when something is made
             source_sha = sha256_file(source)
         t0 = time.perf_counter()
-        with atomic_path(out) as tmp:
+        with atomic_path(out, step="quantize") as tmp:
             llama_quantize(source, tmp, level, n_threads=n_threads,
                            imatrix=(imatrix_path, imatrix_data) if imatrix_data is not None else None,
                            on_bytes=on_bytes)

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import UserError
-from .fileio import drop_partial_line, locked_append, output_dir
+from .fileio import FILE, atomic_path, claim_output, json_object, output_dir, records_with
+from .locks import drop_partial_line, locked_append, output_lock
 from .limits import check_context
 from .eval_records import EvalMode, EvalSettings, EvalSummary, SampleRecord, TaskSummary, sample_digest
 from .gguf_file import gguf_type_and_arch
 from .identity import ModelId, file_digest, identify_model
-from .results import EvalParams, Result, append_jsonl
+from .results import EvalParams, Result, is_results_file
 from .tasks import Sample, Task, sample_score, select_tasks
 from .tasks.metrics import bootstrap_ci
 from .tasks.prompts import get_profile
@@ -176,6 +177,7 @@ def evaluate(
     check_context(n_ctx, model.n_ctx_train, what="-c")
     records_path = out_dir / f"{_plus(Path(model_path).stem, lora and lora.stem)}.samples.jsonl"
     notes = []
+    claim_output(records_path, step="eval", kind=FILE, owned=is_records_file)
     with output_dir(out_dir), locked_append(records_path, what="radlite eval") as log:
         if dropped := drop_partial_line(records_path):
             notes.append(f"{records_path}: dropped a last line cut short by a kill ({dropped} bytes); "
@@ -296,7 +298,46 @@ def summarize(run: _Run, out_dir: Path, *, seconds: float) -> EvalSummary:
                               params=EvalParams(ci95=list(entry.ci95), **run.settings.to_dict(), split=run.split)))
     # one summary per split and decoding: --decoding both writes the grammar one beside the strict one
     suffix = ("" if run.split == "test" else f".{run.split}") + (".grammar" if run.settings.grammar else "")
-    (out_dir / f"{run.stem}{suffix}.summary.json").write_text(
-        json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
-    append_jsonl(out_dir / "results.jsonl", results)
+    path = claim_output(out_dir / f"{run.stem}{suffix}.summary.json", step="eval", kind=FILE, owned=is_summary_file)
+    with atomic_path(path, owned=is_summary_file) as tmp:
+        tmp.write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
+    replace_results(out_dir / RESULTS_FILE, results)
     return summary
+
+
+RESULTS_FILE = "results.jsonl"  # every summary's figures, one record per model, task and settings
+is_records_file = records_with("id", "task", "output", "score")
+
+
+def is_summary_file(path: Path) -> bool:
+    data = json_object(path)
+    return data is not None and {"model", "settings", "tasks"} <= set(data)
+
+
+def _result_key(record: dict) -> str:
+    """What makes two records the same figure: a rerun's figure replaces the earlier one."""
+    params = {k: v for k, v in (record.get("params") or {}).items() if k != "ci95"}
+    digest = (record.get("model_id") or {}).get("digest")
+    return json.dumps([record.get("model"), record.get("level"), digest, record.get("benchmark"),
+                       record.get("metric"), params], sort_keys=True, default=str)
+
+
+def replace_results(path: Path, results: Sequence[Result]) -> None:
+    """Write ``results`` into the results JSONL, each replacing an earlier record of the same figure
+    (a rerun appended a second copy of every figure before); other lines are kept as they are."""
+    new = [r.to_dict() for r in results]
+    keys = {_result_key(r) for r in new}
+    claim_output(path, step="eval", kind=FILE, owned=is_results_file)
+    with output_lock(path, what="radlite eval"):
+        kept = []
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if line.strip() and not (isinstance(record, dict) and _result_key(record) in keys):
+                    kept.append(line)
+        with atomic_path(path, owned=is_results_file) as tmp:
+            tmp.write_text("".join(x + "\n" for x in kept + [json.dumps(r, default=str) for r in new]),
+                           encoding="utf-8")

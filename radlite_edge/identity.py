@@ -19,7 +19,7 @@ from pathlib import Path
 import gguf
 
 from .errors import UserError
-from .fileio import sha256_file
+from .fileio import resolve, sha256_file
 from .gguf_file import open_model
 from .levels import LEVELS, Level, get_level, level_for_ftype
 from .manifest import HASH_LIMIT
@@ -87,7 +87,7 @@ def digest_mtime_ns(digest: str) -> int | None:
 
 def identify_model(path: Path) -> ModelId:
     """The identity of a model GGUF; a file that is not one is refused in one line."""
-    path = Path(path).resolve()
+    path = resolve(path, what="model")
     if path.is_dir():
         raise UserError(f"{path}: a folder, not a model file")
     if not path.is_file():

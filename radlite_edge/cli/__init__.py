@@ -36,10 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every text a verb was given, checked once for what would fail deep inside any verb: a file
+    name that is not UTF-8 (it cannot be written into a GGUF, a JSON record or a message) and a
+    symbolic link that loops back on itself."""
+    from ..fileio import check_link, check_text
+
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(text, str) and name != "func":
+                what = name.replace("_", "-")
+                check_text(text, what=what)
+                check_link(text, what=what)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        check_arguments(args)
         return func(args)
     except UserError as e:
         err.print(f"radlite {args.verb}: error: {e}", markup=False, highlight=False, soft_wrap=True)

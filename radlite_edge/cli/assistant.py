@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..fileio import records_with
 from ..routes import DECODINGS, Routes, load_routes, uniform_routes
 from ..tasks.labels import TASK_NAMES
 from . import values
@@ -47,10 +48,37 @@ def default_routes(decoding: str = "grammar") -> Routes:
     if adapter is None:
         raise UserError(f"the embedded default's adapter {ADAPTER_DEFAULT} is not here: run from the source tree, "
                         "or give --routes")
-    lora = base.parent / LORA_FILE
+    lora = _lora_home(base)
     _export_default_lora(base, adapter, lora)
     return uniform_routes(base, lora, decoding=decoding,
                           source=f"the embedded default: SmolLM2-135M Q4_1 + its fine-tuned adapter as GGUF LoRA ({lora})")
+
+
+def _exported(lora: Path) -> bool:
+    return lora.is_file() and (lora.parent / (lora.name + ".manifest.json")).is_file()
+
+
+def _writable(folder: Path) -> bool:
+    from ..fileio import check_writable_dir
+
+    try:
+        check_writable_dir(folder)
+    except UserError:
+        return False
+    return True
+
+
+def _lora_home(base: Path) -> Path:
+    """Where the default adapter's GGUF LoRA is kept: beside the base, or in the user's cache where
+    the base's folder is read-only (a kiosk's image); nothing the user named is written."""
+    beside = base.parent / LORA_FILE
+    if _exported(beside) or _writable(base.parent):
+        return beside
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "radlite-edge" / LORA_FILE
+    if _exported(cache) or _writable(cache.parent):
+        return cache
+    raise UserError(f"the embedded default's adapter is exported once as a GGUF LoRA, but {base.parent} and "
+                    f"{cache.parent} are read-only: set XDG_CACHE_HOME to a writable folder, or give --routes")
 
 
 def _export_default_lora(base: Path, adapter: Path, lora: Path) -> None:
@@ -61,7 +89,7 @@ def _export_default_lora(base: Path, adapter: Path, lora: Path) -> None:
     from ..convert.gguf_to_hf import import_gguf
     from ..convert.lora_gguf import export_lora
 
-    if lora.is_file() and (lora.parent / (lora.name + ".manifest.json")).is_file():
+    if _exported(lora):
         return
     plain(err, f"exporting {adapter.name} as GGUF LoRA to {lora} (once)")
     with tempfile.TemporaryDirectory(prefix="radlite-base.") as tmp:
@@ -69,26 +97,39 @@ def _export_default_lora(base: Path, adapter: Path, lora: Path) -> None:
         export_lora(adapter, hf, lora, outtype="f32")
 
 
-def _assistant(args: argparse.Namespace):
-    from ..assistant import Assistant
-
-    routes = load_routes(args.routes) if args.routes else default_routes(args.decoding or "grammar")
+def _routes(args: argparse.Namespace) -> Routes:
     if args.routes and args.decoding:
         raise UserError("--decoding applies to the default routes; a routes file sets each route's decoding")
+    routes = load_routes(args.routes) if args.routes else default_routes(args.decoding or "grammar")
     plain(err, f"routes: {routes.source}")
+    return routes
+
+
+def _assistant(args: argparse.Namespace, routes: Routes | None = None):
+    from ..assistant import Assistant
+
+    routes = routes or _routes(args)
     return Assistant(routes, ram=args.ram, n_ctx=args.ctx, n_threads=args.threads, timeout=args.timeout,
                      speculative=args.speculative, flash_attn=args.flash_attn)
 
 
 def _read_report(args: argparse.Namespace) -> str:
+    """The report, read and checked before the routes (and their models) are."""
     if args.report not in (None, "-"):
-        return args.report
-    if sys.stdin.isatty():
+        report = args.report
+    elif sys.stdin.isatty():
         raise UserError("no report: give it as an argument, on stdin, or --batch a JSONL file")
-    try:
-        return sys.stdin.buffer.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError("the report on stdin is not UTF-8 text") from None
+    else:
+        try:
+            report = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError("the report on stdin is not UTF-8 text") from None
+    if not report.strip():
+        raise UserError("an empty report: give the report text")
+    return report
+
+
+is_answers_file = records_with("id", "task", "text", "route")  # what --batch -o writes
 
 
 def _read_batch(path: Path, default_task: str | None) -> list[dict]:
@@ -118,23 +159,35 @@ def _read_batch(path: Path, default_task: str | None) -> list[dict]:
     return jobs
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_path, check_output_file
+def _run_batch(args: argparse.Namespace) -> int:
+    """--batch: every line and the output checked before the routes load; the answers file appears
+    whole when the last answer is in, and one run at a time writes it."""
+    from ..fileio import FILE, atomic_path, claim_output
+    from ..locks import output_lock
 
+    if args.report is not None:
+        raise UserError("give a report or --batch, not both")
+    if args.output is None:
+        raise UserError("--batch needs -o OUT.jsonl")
+    jobs = _read_batch(Path(args.batch), args.task)
+    given = [Path(args.batch), *([Path(args.routes)] if args.routes else [])]
+    output = claim_output(args.output, given, step="run", kind=FILE, owned=is_answers_file)
+    routes = _routes(args)
+    served = [p for r in routes.routes.values() for p in (r.model, r.adapter) if p is not None]
+    claim_output(output, served, step="run", kind=FILE, owned=is_answers_file)
+    with output_lock(output, what="radlite run"), _assistant(args, routes) as assistant, \
+            atomic_path(output, owned=is_answers_file) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for job in jobs:
+                answer = assistant.answer(job["report"], job["task"], truncate=args.truncate)
+                f.write(json.dumps({"id": job["id"], **answer.to_dict(paths=True)}) + "\n")
+    plain(err, f"{args.output}: {len(jobs)} answers")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     if args.batch:
-        if args.report is not None:
-            raise UserError("give a report or --batch, not both")
-        if not args.output:
-            raise UserError("--batch needs -o OUT.jsonl")
-        jobs = _read_batch(Path(args.batch), args.task)
-        check_output_file(Path(args.output), flag="-o")
-        with _assistant(args) as assistant, atomic_path(Path(args.output)) as tmp:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for job in jobs:
-                    answer = assistant.answer(job["report"], job["task"], truncate=args.truncate)
-                    f.write(json.dumps({"id": job["id"], **answer.to_dict(paths=True)}) + "\n")
-        plain(err, f"{args.output}: {len(jobs)} answers")
-        return 0
+        return _run_batch(args)
     if args.output:
         raise UserError("-o goes with --batch; a single answer goes to stdout")
     report = _read_report(args)
@@ -187,7 +240,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                                                   "on demand and the least recently used is closed")
     p.add_argument("-t", "--threads", type=values.threads, default=min(4, os.cpu_count() or 1))
     p.add_argument("-c", "--ctx", type=values.tokens, default=2048, help="context per model (the published 2048)")
-    p.add_argument("--timeout", type=float, help="seconds a request may take")
+    p.add_argument("--timeout", type=values.duration, help="seconds a request may take (e.g. 30, 30s, 500ms)")
     p.add_argument("--speculative", action="store_true",
                    help="prompt-lookup drafts for NER, temporal and abnormality answers, used only where the "
                         "answer stays identical: --flash-attn, -t 1, no LoRA adapter on the route, and a "

@@ -55,15 +55,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench import formats
     from ..bench.dashboard import Dashboard, ProgressLines
     from ..bench.grid import default_threads, parse_list, run_grid, task_requests
-    from ..fileio import atomic_path, check_output_file, refuse_overwrite
+    from ..fileio import atomic_path, claim_output
     from ..machine import one_line
-    from ..results import append_jsonl
+    from ..results import append_jsonl, is_results_file
 
     models = _models(args)
-    for flag, path in (("--results", args.results), ("--file", args.file)):
-        if path:
-            check_output_file(path, flag=flag)
-            refuse_overwrite(Path(path), models, flag=flag)
+    if args.results:
+        claim_output(args.results, models, step="bench", flag="--results", owned=is_results_file)
+    if args.file is not None:
+        claim_output(args.file, models, step="bench", flag="--file", owned=formats.is_rendered)
     spec = GridSpec(
         models=tuple(models),
         threads=(parse_list(args.threads, what="-t", minimum=1, maximum=MAX_THREADS) if args.threads
@@ -85,7 +85,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         plain(err, f"{len(results)} records appended to {args.results}")
     text = formats.render(results, "json" if args.json else args.output_format)
     if args.file:
-        with atomic_path(Path(args.file)) as tmp:
+        with atomic_path(Path(args.file), owned=formats.is_rendered) as tmp:
             tmp.write_text(text)
     else:
         out.print(text, markup=False, highlight=False, end="")

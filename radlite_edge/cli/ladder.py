@@ -57,10 +57,10 @@ def cmd_imatrix(args: argparse.Namespace) -> int:
 def cmd_fidelity(args: argparse.Namespace) -> int:
     from ..bench.fidelity import fidelity_table, measure_fidelity, to_results
     from ..errors import UserError
-    from ..fileio import check_output_file, refuse_overwrite
+    from ..fileio import claim_output
     from ..gguf_file import gguf_type
     from ..identity import identify_model
-    from ..results import append_jsonl
+    from ..results import append_jsonl, is_results_file
 
     levels, skipped = [], []
     for path in map(Path, args.levels):  # a shell glob over a ladder folder also finds its imatrix
@@ -71,8 +71,8 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         raise UserError(skipped[0])
     for note in skipped:
         plain(err, f"note: {note}; skipped")
-    results = check_output_file(args.results, flag="--results")
-    refuse_overwrite(results, [Path(args.reference), *levels], flag="--results")
+    results = claim_output(args.results, [Path(args.reference), *levels], step="fidelity", flag="--results",
+                           owned=is_results_file)
     with count_progress() as bar:
         task = bar.add_task("fidelity windows", total=args.chunks)
         rows, facts = measure_fidelity(Path(args.reference), levels,

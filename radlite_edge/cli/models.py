@@ -15,7 +15,7 @@ from ..convert.merge import MERGE_DTYPES
 from ..lora_recipe import RADLITE_LORA
 from ..synth.models import DEFAULT_MODELS, SPECS
 from . import values
-from ..fileio import check_writable_dir
+from ..fileio import FOLDER, INTO, claim_output
 from .render import bytes_progress, err, out, parse_size, plain, print_json, print_result
 
 
@@ -23,11 +23,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..synth.models import checkpoint_bytes, get_spec, is_current, write_checkpoint
 
     specs = [get_spec(name) for name in args.models]
-    outdir = Path(args.output)
-    check_writable_dir(outdir)
-    made = _synth_adapters(specs, outdir, args) if args.adapter else []
-    for spec in [] if args.adapter else specs:
-        target = outdir / spec.name
+    outdir = claim_output(args.output, step="synth", kind=INTO)
+    if args.adapter:
+        made = _synth_adapters(specs, outdir, args)
+        targets = []
+    else:
+        made = []
+        targets = [claim_output(outdir / spec.name, step="synth", kind=FOLDER) for spec in specs]
+    for spec, target in zip(specs, targets):
         total = checkpoint_bytes(spec, seed=args.seed)
         kept = not args.force and is_current(target, spec, seed=args.seed, shard_bytes=args.shard_size)
         if kept:
@@ -48,13 +51,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _synth_adapters(specs, outdir: Path, args: argparse.Namespace) -> list[dict]:
-    from ..synth.adapters import adapter_bytes, write_adapter
+    from ..synth.adapters import adapter_bytes, is_synth_adapter, write_adapter
     from ..synth.models import vocab_size_of
 
+    targets = [claim_output(outdir / f"{spec.name}-lora-r{args.rank}", step="synth", kind=FOLDER,
+                            owned=is_synth_adapter) for spec in specs]
     made = []
-    for spec in specs:
+    for spec, target in zip(specs, targets):
         vocab = vocab_size_of(spec, seed=args.seed)
-        target = outdir / f"{spec.name}-lora-r{args.rank}"
         total = adapter_bytes(spec, vocab, rank=args.rank)
         with bytes_progress() as bar:
             task = bar.add_task(f"adapter {spec.name}", total=total)
@@ -164,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write a random peft LoRA adapter for each MODEL instead (to DIR/MODEL-lora-rR)")
     s.add_argument("--rank", type=values.rank, default=RADLITE_LORA.r,
                    help=f"adapter rank (default {RADLITE_LORA.r}, as RadLite)")
-    s.add_argument("--alpha", type=float, default=RADLITE_LORA.alpha,
+    s.add_argument("--alpha", type=values.alpha, default=RADLITE_LORA.alpha,
                    help=f"adapter lora_alpha (default {RADLITE_LORA.alpha:g}, as RadLite)")
     s.add_argument("--rslora", action="store_true", help="mark the adapter use_rslora (scale alpha/sqrt(r))")
     s.add_argument("--json", action="store_true", help="print what was written as JSON")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import engine
+from ..errors import UserError
 from ..eval_records import EvalMode
 from ..tasks.loaders import GENERIC_FORMATS, LOADERS
 from ..tasks.prompts import PROFILES
@@ -16,13 +17,12 @@ from .render import err, eval_table, out, plain, print_json, rate_callback, rate
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from ..fileio import atomic_path, check_writable_dir, output_dir
+    from ..fileio import INTO, atomic_path, claim_output, output_dir
     from ..tasks import loaders
     from ..tasks.samples import write_jsonl
     from ..tasks.synthetic import check_disjoint, distinct_inputs, make_suite
 
-    outdir = Path(args.output)
-    check_writable_dir(outdir)
+    outdir = claim_output(args.output, [args.file] if args.data_verb == "load" else [], step="data", kind=INTO)
     check = None
     if args.data_verb == "synth":
         samples = make_suite(args.n, seed=args.seed, n_train=args.train)  # raises if any input crosses splits
@@ -37,11 +37,13 @@ def cmd_data(args: argparse.Namespace) -> int:
     by_split: dict[str, list] = {}
     for s in samples:
         by_split.setdefault(s.split, []).append(s)
+    paths = {split: claim_output(outdir / f"{name}.{split}.jsonl", step="data", owned=is_samples_file)
+             for split in sorted(by_split)}
     written = {}
     with output_dir(outdir):
         for split, items in sorted(by_split.items()):
-            path = outdir / f"{name}.{split}.jsonl"
-            with atomic_path(path) as tmp:
+            path = paths[split]
+            with atomic_path(path, owned=is_samples_file) as tmp:
                 write_jsonl(tmp, items)
             written[str(path)] = len(items)
     if args.json:
@@ -54,11 +56,35 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def is_samples_file(path: Path) -> bool:
+    """A task-samples JSONL (``radlite data``'s own output, which a rerun may replace)."""
+    from ..fileio import records_with
+
+    return records_with("id", "task", "input", "reference")(path)
+
+
+def _splits(args: argparse.Namespace, present: set[str]) -> list[str]:
+    """The splits to score: --splits, else test and generalization where the data has them."""
+    if args.splits:
+        splits = args.splits.split(",")
+        if missing := [x for x in splits if x not in present]:
+            raise UserError(f"--splits {args.splits}: {args.data} has no {', '.join(missing)} samples (it holds "
+                            f"{', '.join(sorted(present))})")
+        return splits
+    splits = [x for x in ("test", GENERALIZATION) if x in present]
+    if not splits:
+        raise UserError(f"--data {args.data}: no test or {GENERALIZATION} samples to score (it holds "
+                        f"{', '.join(sorted(present))}): give --splits {sorted(present)[0]} to score those, or "
+                        "make a test split (radlite data synth -o DIR)")
+    return splits
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..eval_records import EvalSettings
     from ..evaluation import check_lora, evaluate
+    from ..fileio import INTO, claim_output
     from ..identity import identify_model
     from ..tasks.samples import read_dir
 
@@ -67,10 +93,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         profile=args.prompt_profile)
     decodings = {"strict": (False,), "grammar": (True,), "both": (False, True)}[args.decoding]
     ids = [identify_model(Path(model)) for model in args.models]  # every file checked before the first one runs
+    claim_output(args.output, [*args.models, args.data, *([args.lora] if args.lora else [])], step="eval", kind=INTO)
     if args.lora is not None:
         check_lora(Path(args.lora), base, ids)
-    present = {s.split for s in samples}
-    splits = args.splits.split(",") if args.splits else [x for x in ("test", GENERALIZATION) if x in present]
+    splits = _splits(args, {s.split for s in samples})
     summaries = []
     for model in args.models:
         for split in splits:

@@ -14,17 +14,6 @@ from .render import count_progress, err, out, parse_size, plain, print_json, pri
 DEFAULT_SWEEP_N = 200
 
 
-def _seconds(text: str) -> float:
-    t = text.strip().lower().removesuffix("s")
-    try:
-        v = float(t[:-1]) / 1000 if t.endswith("m") else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 2s, 500ms)") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive duration")
-    return v
-
-
 def _fraction(text: str) -> float:
     try:
         v = float(text.strip().removesuffix("%")) / (100 if text.strip().endswith("%") else 1)
@@ -53,19 +42,22 @@ def _samples(args: argparse.Namespace, run: Path):
 
 
 def cmd_tradeoff(args: argparse.Namespace) -> int:
+    from ..bench.tradeoff import check_inputs
+    from ..fileio import INTO, claim_output, output_dir
+    from ..locks import output_lock
+
+    check_inputs(map(Path, args.models))
+    run = claim_output(args.output, [*args.models, *([args.data] if args.data else [])], step="tradeoff", kind=INTO)
+    with output_lock(run, what="radlite tradeoff"), output_dir(run):
+        return _tradeoff(args, run)
+
+
+def _tradeoff(args: argparse.Namespace, run: Path) -> int:
     from ..bench.tradeoff import SweepSpec, run_sweep
     from ..bench.tradeoff_analysis import load_table
     from ..bench.tradeoff_report import write_report
-    from ..fileio import check_writable_dir
     from ..tasks import select_tasks
 
-    run = Path(args.output)
-    for p in map(Path, args.models):
-        if not p.exists():
-            from ..errors import UserError
-
-            raise UserError(f"{p}: no such model file or ladder folder")
-    check_writable_dir(run)
     tasks = tuple(t.name for t in select_tasks(args.tasks))
     spec = SweepSpec(tasks=tasks, n=args.n, levels=args.levels, imatrix=args.imatrix, threads=args.threads,
                      imatrix_levels=args.imatrix_levels,
@@ -108,19 +100,51 @@ def _budget(args: argparse.Namespace, table: dict):
                   decoding=args.decoding or complete_decoding(table))
 
 
+def _bench_records(path: Path) -> list:
+    """A ``radlite bench`` results file for --bench, every failure to read it one line."""
+    from ..errors import UserError
+    from ..results import read_jsonl
+
+    if not path.is_file():
+        raise UserError(f"--bench {path}: no such file" + (" (it is a folder)" if path.is_dir() else "") +
+                        ": give a radlite bench results JSONL")
+    try:
+        return read_jsonl(path)
+    except UnicodeDecodeError:
+        raise UserError(f"--bench {path}: not UTF-8 text: give a radlite bench results JSONL") from None
+    except ValueError as e:
+        raise UserError(f"--bench {path}: {e}") from None
+    except OSError as e:
+        raise UserError(f"--bench {path}: cannot read it ({e.strerror})") from None
+
+
+def _recommend_inputs(args: argparse.Namespace, table: dict) -> list[Path]:
+    """What recommend reads or routes to: the sweep's table and what the run made (cells, ladder,
+    data, records, report), --bench, and every file of the table. A routes file beside the table
+    (RUN/routes.json) is fine; one written over or into any of these would spoil it."""
+    from ..bench.tradeoff import CELLS_FILE, TABLE_FILE
+
+    run = Path(args.run)
+    made = [run / name for name in (TABLE_FILE, CELLS_FILE, "ladder", "data", "eval", "report")] if run.is_dir() \
+        else [run]
+    bench = [Path(args.bench)] if args.bench else []
+    return made + bench + [Path(r["path"]) for r in table["rows"] if r.get("path")]
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ..bench.tradeoff_analysis import fmt_bytes, load_table, recommend, routes_for, value
     from ..errors import UserError
-    from ..fileio import check_output_file
+    from ..fileio import FILE, claim_output
+    from ..routes import is_routes_file
 
     table = load_table(Path(args.run))
     budget = _budget(args, table)
-    routes_out = check_output_file(args.routes_out, flag="--routes-out") if args.routes_out else None
+    routes_out = claim_output(args.routes_out, _recommend_inputs(args, table), step="recommend", kind=FILE,
+                              flag="--routes-out", owned=is_routes_file) if args.routes_out is not None else None
     if args.bench:
         from ..bench.tradeoff_analysis import apply_bench
-        from ..results import read_jsonl
 
-        changed = apply_bench(table, read_jsonl(Path(args.bench)))
+        changed = apply_bench(table, _bench_records(Path(args.bench)))
         plain(err, f"note: {changed} file(s) take their tg tok/s from {args.bench}")
     rec = recommend(table, budget)
     if all(p.row is None for p in rec.picks):
@@ -128,7 +152,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if routes_out:
         from ..routes import save_routes
 
-        save_routes(routes_for(rec), routes_out)
+        save_routes(routes_for(rec), routes_out, owned=is_routes_file)
     if args.json:
         print_json({"budget": vars(budget), "together_bytes": rec.together_bytes, "fits_together": rec.fits_together,
                     "notes": rec.notes, "picks": [{"task": p.task, "file": p.row["path"] if p.row else None,
@@ -197,8 +221,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("run", help="a tradeoff run folder (or its tradeoff.json)")
     r.add_argument("--ram", type=parse_size, help="memory for the service, e.g. 4G")
     r.add_argument("--device", choices=sorted(DEVICES), help="a named device profile (its RAM less its OS's share)")
-    r.add_argument("--min-tok-s", type=float, help="decode at least this fast")
-    r.add_argument("--max-latency", type=_seconds, help="one request within this, e.g. 2s")
+    r.add_argument("--min-tok-s", type=values.tok_s, help="decode at least this fast")
+    r.add_argument("--max-latency", type=values.duration, help="one request within this, e.g. 2s")
     r.add_argument("--max-drop", type=_fraction, default=DEFAULT_TOLERANCE,
                    help="accuracy given up against F16, at most (default 0.01; inside F16's interval also holds)")
     r.add_argument("--decoding", choices=("grammar", "strict"),

@@ -45,6 +45,16 @@ def adapter_bytes(spec: ModelSpec, vocab_size: int, *, rank: int) -> int:
     return sum(4 * (a[0] * a[1] + b[0] * b[1]) for _, a, b in adapter_plan(spec, vocab_size, rank=rank))
 
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def is_synth_adapter(folder: Path) -> bool:
+    """A folder holding what ``write_adapter`` writes and nothing else: an earlier synthetic adapter
+    (it has no manifest)."""
+    names = {p.name for p in Path(folder).iterdir()}
+    return bool(names) and names <= set(ADAPTER_FILES)
+
+
 def write_adapter(
     spec: ModelSpec,
     vocab_size: int,
@@ -70,7 +80,7 @@ def write_adapter(
         "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {}, "inference_mode": True,
         "init_lora_weights": True, "layers_to_transform": None, "layers_pattern": None,
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, owned=is_synth_adapter) as tmp:
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
         with SafetensorsWriter(tmp / "adapter_model.safetensors", tensors, {"format": "pt"}) as w:
             for t in tensors:

@@ -171,7 +171,7 @@ def write_checkpoint(
     total = sum(t.nbytes for t in planned)
     shards = split_into_shards(planned, shard_bytes) if shard_bytes else [planned]
 
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, step="synth") as tmp:
         ids = save_tokenizer(tok, tmp, model_max_length=spec.max_positions)
         (tmp / "config.json").write_text(json.dumps(_config(spec, vocab_size, ids), indent=2) + "\n")
         gen = {"bos_token_id": ids[ENDOFTEXT], "eos_token_id": [ids[IM_END], ids[ENDOFTEXT]],
