@@ -159,12 +159,20 @@ def _ladder_files(folder: Path) -> list[Path]:
 
 
 def check_inputs(inputs: Sequence[Path]) -> None:
-    """Every input is there, and a folder holds model GGUFs: checked before anything is written."""
+    """Before anything is measured or written: every input is there, a folder holds model GGUFs,
+    and every model has its F16 (or BF16/F32) among them, which every level is measured against."""
+    levels: dict[str, set[str]] = {}
     for source in map(Path, inputs):
         if not source.exists():
             raise UserError(f"{source}: no such model file or ladder folder")
-        if source.is_dir():
-            _ladder_files(source)
+        for f in _ladder_files(source) if source.is_dir() else [source]:
+            mid = identify_model(f)
+            levels.setdefault(mid.name, set()).add(mid.level)
+    for name, found in levels.items():
+        if not found & set(REFERENCE_LEVELS):
+            raise UserError(f"{name}: no F16 (or BF16, F32) among the inputs, only {', '.join(sorted(found))}: the "
+                            "trade-off measures every level against it; give the F16 GGUF too (or add it to the "
+                            "ladder folder: radlite quantize F16.gguf --levels f16 -o LADDER)")
 
 
 def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note: Callable[[str], None],

@@ -182,9 +182,10 @@ def plot_accuracy_size(table: dict, out: Path) -> Path:
         ax.tick_params(labelsize=7)
     from matplotlib.lines import Line2D
 
-    fig.legend([Line2D([], [], color=colors[g], marker="o", ms=3) for g, _ in lines],
-               [f"{model} ({imx} imatrix)" for (model, imx), _ in lines], loc="lower center", ncol=min(4, len(lines)),
-               fontsize=7, frameon=False)
+    if lines:  # no line without a reference to measure from
+        fig.legend([Line2D([], [], color=colors[g], marker="o", ms=3) for g, _ in lines],
+                   [f"{model} ({imx} imatrix)" for (model, imx), _ in lines], loc="lower center",
+                   ncol=min(4, len(lines)), fontsize=7, frameon=False)
     fig.suptitle("Strict accuracy against file size (F16 dashed, floor dotted)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save_png(fig, plt, out)
@@ -252,12 +253,17 @@ def is_report_text(path: Path) -> bool:
     return first == TITLE or first.startswith("model,imatrix,level,task,")
 
 
-def write_report(table: dict, outdir: Path, *, tolerance: float = DEFAULT_TOLERANCE, png: bool = True) -> list[Path]:
+def claim_report(outdir: Path, *, png: bool = True) -> None:
+    """The report's files may be written: none is a file of someone else's (checked before a sweep)."""
     from .report import is_plot
 
     names = [f"{n}.png" for n in PLOTS] if png else []
     for name in names + ["tradeoff.md", "tradeoff.csv"]:
         claim_output(outdir / name, step="tradeoff", owned=is_plot if name.endswith(".png") else is_report_text)
+
+
+def write_report(table: dict, outdir: Path, *, tolerance: float = DEFAULT_TOLERANCE, png: bool = True) -> list[Path]:
+    claim_report(outdir, png=png)
     with output_dir(outdir):  # a failure leaves no empty report folder
         plots = [fn(table, outdir / f"{name}.png") for name, fn in PLOTS.items()] if png else []
         written = list(plots)

@@ -136,7 +136,7 @@ class Assistant:
                 if path is not None and not Path(path).is_file():
                     raise UserError(f"{routes.source}: route {route.task!r}: {what} {path} does not exist")
         for model in routes.models():  # a context the model was not trained on answers with garbage
-            check_context(n_ctx, identify_model(model).n_ctx_train, what=f"-c (for {Path(model).name})")
+            check_context(n_ctx, identify_model(model).n_ctx_train, what="-c", model=str(model))
         self.routes = routes
         self.ram = ram
         if ram is not None:

@@ -51,8 +51,8 @@ def check_text(value: str, *, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise UserError(f"{what} {shown(value)}: not UTF-8 (a file name in another encoding?): rename it, "
-                        "or give it in UTF-8") from None
+        raise UserError(f"{what} {shown(value)}: not UTF-8 (a file name in another encoding?): rename the file, "
+                        "or give the text in UTF-8") from None
     return value
 
 

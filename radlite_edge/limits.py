@@ -14,8 +14,8 @@ MAX_RANK = 4096  # a LoRA rank; the real bound is the smaller side of each matri
 MAX_CHUNK_TOKENS = 1 << 20  # a context, chunk or batch size; the real bound is the model's training context
 
 
-def check_context(tokens: int, n_ctx_train: int | None, *, what: str) -> None:
+def check_context(tokens: int, n_ctx_train: int | None, *, what: str, model: str = "the model") -> None:
     """``tokens`` (a context, a chunk, a prompt plus what follows it) fits the model's training context."""
     if n_ctx_train and tokens > n_ctx_train:
-        raise UserError(f"{what} {tokens}: the model was trained on a context of {n_ctx_train} tokens; "
+        raise UserError(f"{what} {tokens}: {model} was trained on a context of {n_ctx_train} tokens; "
                         f"give at most {n_ctx_train}")

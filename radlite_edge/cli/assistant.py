@@ -100,17 +100,19 @@ def _export_default_lora(base: Path, adapter: Path, lora: Path) -> None:
 def _routes(args: argparse.Namespace) -> Routes:
     if args.routes and args.decoding:
         raise UserError("--decoding applies to the default routes; a routes file sets each route's decoding")
-    routes = load_routes(args.routes) if args.routes else default_routes(args.decoding or "grammar")
-    plain(err, f"routes: {routes.source}")
-    return routes
+    return load_routes(args.routes) if args.routes else default_routes(args.decoding or "grammar")
 
 
 def _assistant(args: argparse.Namespace, routes: Routes | None = None):
+    """The assistant over the routes, every setting checked against them; the routes are named
+    only then, so that a refusal stays one line."""
     from ..assistant import Assistant
 
     routes = routes or _routes(args)
-    return Assistant(routes, ram=args.ram, n_ctx=args.ctx, n_threads=args.threads, timeout=args.timeout,
-                     speculative=args.speculative, flash_attn=args.flash_attn)
+    assistant = Assistant(routes, ram=args.ram, n_ctx=args.ctx, n_threads=args.threads, timeout=args.timeout,
+                          speculative=args.speculative, flash_attn=args.flash_attn)
+    plain(err, f"routes: {routes.source}")
+    return assistant
 
 
 def _read_report(args: argparse.Namespace) -> str:
@@ -170,11 +172,10 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.output is None:
         raise UserError("--batch needs -o OUT.jsonl")
     jobs = _read_batch(Path(args.batch), args.task)
-    given = [Path(args.batch), *([Path(args.routes)] if args.routes else [])]
-    output = claim_output(args.output, given, step="run", kind=FILE, owned=is_answers_file)
     routes = _routes(args)
     served = [p for r in routes.routes.values() for p in (r.model, r.adapter) if p is not None]
-    claim_output(output, served, step="run", kind=FILE, owned=is_answers_file)
+    read = [Path(args.batch), *([Path(args.routes)] if args.routes else []), *served]
+    output = claim_output(args.output, read, step="run", kind=FILE, owned=is_answers_file)
     with output_lock(output, what="radlite run"), _assistant(args, routes) as assistant, \
             atomic_path(output, owned=is_answers_file) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:

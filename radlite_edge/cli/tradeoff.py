@@ -43,11 +43,13 @@ def _samples(args: argparse.Namespace, run: Path):
 
 def cmd_tradeoff(args: argparse.Namespace) -> int:
     from ..bench.tradeoff import check_inputs
+    from ..bench.tradeoff_report import claim_report
     from ..fileio import INTO, claim_output, output_dir
     from ..locks import output_lock
 
     check_inputs(map(Path, args.models))
     run = claim_output(args.output, [*args.models, *([args.data] if args.data else [])], step="tradeoff", kind=INTO)
+    claim_report(run / "report", png=not args.no_png)
     with output_lock(run, what="radlite tradeoff"), output_dir(run):
         return _tradeoff(args, run)
 
