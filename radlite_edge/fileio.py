@@ -188,8 +188,8 @@ def _overlap(output: Path, out: Path, source: Path, *, flag: str, kind: str) -> 
     if same:
         raise UserError(f"{flag} {shown(output)} would overwrite the input {shown(source)}: choose another path")
     if src in out.parents:
-        raise UserError(f"{flag} {shown(output)} lies inside the input folder {shown(source)}: writing there "
-                        "would overwrite the input; choose a path outside it")
+        raise UserError(f"{flag} {shown(output)} lies inside the input {'folder ' * src.is_dir()}{shown(source)}: "
+                        "writing there would overwrite the input; choose a path outside it")
     if kind != FILE and out in src.parents:
         raise UserError(f"{flag} {shown(output)} holds the input {shown(source)}: writing there would overwrite "
                         "the input; choose a folder that does not contain it")

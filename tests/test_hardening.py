@@ -1,8 +1,9 @@
-"""Issue 11: an input is never destroyed, a result is never stale, every bad value is one line.
+"""An input is never destroyed, a result is never stale, every bad value is one line.
 
-Each defect found by trying ~250 bad inputs has its test here: the command, its exit code
-(2, or 130 for an interrupt), its one-line message, the inputs byte for byte unchanged and
-no debris left behind.
+Each defect found by trying bad and hostile inputs as a new user would has its test here: the
+command, its exit code (2, or 130 for an interrupt), its one-line message, the inputs byte for
+byte unchanged and no debris left behind; and every verb that writes is driven with an output
+that is, lies inside or holds one of its inputs.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _one_line(code: int, err: str, *needles: str, expect: int = 2) -> str:
 
 def _digest(path: Path) -> str:
     if path.is_dir():
-        return hashlib.sha256(b"".join(_digest(p).encode() + p.name.encode() for p in sorted(path.iterdir()))).hexdigest()
+        return hashlib.sha256(b"".join(_digest(p).encode() + os.fsencode(p.name) for p in sorted(path.iterdir()))).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -336,3 +337,364 @@ def test_fidelity_over_a_ladder_glob_skips_its_imatrix_with_a_note(capsys, tmp_p
     assert {r.level for r in records} == {"Q8_0"}
     assert all(r.value >= 0 for r in records if r.metric.startswith("kld"))  # rounding never makes a KLD negative
     assert all(r.model_id.digest and r.params.reference_id.digest for r in records)
+
+
+# ------------------------------------------------------------ the output policy, verb by verb
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _refused(capsys, root: Path, argv, *needles: str, inputs=(), expect: int = 2) -> str:
+    """``argv`` ends in one line on stderr and ``expect``; ``inputs`` byte for byte and ``root``'s
+    tree as they were (no partial output, no temporary file, no lock, no empty folder)."""
+    tree, before = _tree(root), {p: _digest(p) for p in inputs}
+    code, _, err = _run(capsys, *argv)
+    line = _one_line(code, err, *needles, expect=expect)
+    assert _tree(root) == tree, f"debris after {argv}: {sorted(set(_tree(root)) ^ set(tree))}"
+    assert {p: _digest(p) for p in inputs} == before, argv
+    return line
+
+
+TABLE_ROW = {"model": "m", "level": "Q8_0", "imatrix": "none", "key": "m/none/Q8_0", "reference": "m/none/Q8_0",
+             "bytes": 1000, "peak_rss_bytes": 10 ** 8, "tg_tok_s": 50.0,
+             "tasks": {"m_staging": {"strict": {"value": 0.9, "ci95": [0.8, 1.0], "n": 10, "metric": "acc",
+                                                "floor": 0.3}}}}
+
+
+@pytest.fixture
+def ws(tmp_path, tiny_checkpoint, tiny_gguf):
+    """A workspace of inputs, each in a folder of its own: a checkpoint, an adapter, an F16 and a Q8_0
+    GGUF, task data, a batch of requests with a routes file, a tradeoff run and a results file."""
+    from radlite_edge.routes import save_routes, uniform_routes
+    from radlite_edge.synth.adapters import write_adapter
+    from radlite_edge.synth.models import SPECS, vocab_size_of
+
+    root = tmp_path / "ws"
+    shutil.copytree(tiny_checkpoint("tiny-qwen2"), root / "c" / "ckpt")
+    spec = SPECS["tiny-qwen2"]
+    write_adapter(spec, vocab_size_of(spec), root / "a" / "adapter", rank=4, alpha=8)
+    (root / "m").mkdir()
+    shutil.copy(tiny_gguf("tiny-qwen2", "f16"), root / "m" / "f16.gguf")
+    (root / "q").mkdir()
+    shutil.copy(tiny_gguf("tiny-qwen2", "q8_0"), root / "q" / "q8.gguf")
+    (root / "d").mkdir()
+    shutil.move(_data(root), root / "d" / "data")
+    (root / "b").mkdir()
+    (root / "b" / "X.jsonl").write_text(json.dumps({"report": "CT: liver lesions.", "task": "m_staging"}) + "\n")
+    save_routes(uniform_routes(root / "q" / "q8.gguf"), root / "b" / "routes.json")
+    (root / "run" / "ladder").mkdir(parents=True)
+    table = {"format": "radlite-tradeoff/1", "spec": {"tasks": ["m_staging"]}, "runtime_rss_bytes": 10 ** 7,
+             "rows": [{**TABLE_ROW, "path": str(root / "q" / "q8.gguf")}]}
+    (root / "run" / "tradeoff.json").write_text(json.dumps(table))
+    (root / "run" / "cells.jsonl").write_text(json.dumps({"cell": "file", "key": "k"}) + "\n")
+    (root / "r").mkdir()
+    (root / "r" / "results.jsonl").write_text("")
+    (root / "t").mkdir()
+    (root / "t" / "calib.txt").write_text("Chest CT: no acute findings. " * 200)
+    (root / "l").mkdir()
+    (root / "l" / "radnli.jsonl").write_text(json.dumps({"pair_id": 1, "sentence1": "a", "sentence2": "b",
+                                                         "gold_label": "neutral"}) + "\n")
+    return root
+
+
+# Every verb that writes, with the input that its output is set against: the output is that input,
+# lies inside it, or holds it (the input's own folder).
+WRITERS = {
+    "import": (("import", "{m}/f16.gguf", "-o", "{out}"), "{m}/f16.gguf"),
+    "merge": (("merge", "--base", "{c}/ckpt", "--adapter", "{a}/adapter", "-o", "{out}"), "{c}/ckpt"),
+    "convert": (("convert", "{c}/ckpt", "-o", "{out}"), "{c}/ckpt"),
+    "convert --adapter": (("convert", "{c}/ckpt", "--adapter", "{a}/adapter", "-o", "{out}"), "{a}/adapter"),
+    "export-lora": (("export-lora", "{a}/adapter", "--base", "{c}/ckpt", "-o", "{out}"), "{a}/adapter"),
+    "quantize": (("quantize", "{m}/f16.gguf", "--levels", "q8_0", "-o", "{out}"), "{m}/f16.gguf"),
+    "imatrix": (("imatrix", "{m}/f16.gguf", "-o", "{out}"), "{m}/f16.gguf"),
+    "imatrix --calib": (("imatrix", "{m}/f16.gguf", "--calib", "{t}/calib.txt", "-o", "{out}"), "{t}/calib.txt"),
+    "data load": (("data", "load", "radnli", "{l}/radnli.jsonl", "-o", "{out}"), "{l}/radnli.jsonl"),
+    "eval": (("eval", "{q}/q8.gguf", "--data", "{d}/data", "-o", "{out}"), "{d}/data"),
+    "eval (model)": (("eval", "{q}/q8.gguf", "--data", "{d}/data", "-o", "{out}"), "{q}/q8.gguf"),
+    "tradeoff": (("tradeoff", "{m}/f16.gguf", "--data", "{d}/data", "-o", "{out}"), "{d}/data"),
+    "tradeoff (model)": (("tradeoff", "{m}/f16.gguf", "--data", "{d}/data", "-o", "{out}"), "{m}/f16.gguf"),
+    "recommend": (("recommend", "{run}", "--ram", "4G", "--routes-out", "{out}"), "{run}/tradeoff.json"),
+    "recommend (ladder)": (("recommend", "{run}", "--ram", "4G", "--routes-out", "{out}"), "{run}/ladder"),
+    "recommend (model)": (("recommend", "{run}", "--ram", "4G", "--routes-out", "{out}"), "{q}/q8.gguf"),
+    "run --batch": (("run", "--routes", "{b}/routes.json", "--batch", "{b}/X.jsonl", "-o", "{out}"), "{b}/X.jsonl"),
+    "run --batch (model)": (("run", "--routes", "{b}/routes.json", "--batch", "{b}/X.jsonl", "-o", "{out}"),
+                            "{q}/q8.gguf"),
+    "bench --file": (("bench", "{q}/q8.gguf", "--tasks", "none", "--results", "", "--file", "{out}"), "{q}/q8.gguf"),
+    "bench --results": (("bench", "{q}/q8.gguf", "--tasks", "none", "--results", "{out}"), "{q}/q8.gguf"),
+    "fidelity": (("fidelity", "{m}/f16.gguf", "{q}/q8.gguf", "--results", "{out}"), "{q}/q8.gguf"),
+    "report": (("report", "{r}/results.jsonl", "-o", "{out}"), "{r}/results.jsonl"),
+}
+
+
+def _places(ws: Path) -> dict[str, str]:
+    return {k: str(ws / k) for k in ("m", "c", "a", "q", "d", "b", "r", "t", "l")} | {"run": str(ws / "run")}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_every_writer_refuses_an_output_that_is_in_or_holds_an_input(capsys, ws, writer):
+    argv, source = WRITERS[writer]
+    places = _places(ws)
+    source = Path(source.format(**places))
+    cases = {"is": source, "inside": source / "out", "holds": source.parent}
+    for case, out in cases.items():
+        line = _refused(capsys, ws, [a.format(out=out, **places) for a in argv], inputs=[ws])
+        assert str(out) in line and ("input" in line or "is a folder" in line), (writer, case, line)
+
+
+def test_import_and_merge_keep_a_folder_they_did_not_make(capsys, ws):
+    """Data loss: an existing folder of other files was deleted by the rename into place."""
+    mine = ws / "v"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    _refused(capsys, ws, ["import", ws / "m" / "f16.gguf", "-o", mine], "v", "not made by radlite import",
+             inputs=[ws])
+    _refused(capsys, ws, ["merge", "--base", ws / "c" / "ckpt", "--adapter", ws / "a" / "adapter", "-o", mine],
+             "not made by radlite merge", inputs=[ws])
+    # its own earlier output is replaced, and nothing of the swap is left beside it
+    out = ws / "imported"
+    for force in ([], ["--force"]):
+        assert _run(capsys, "import", ws / "m" / "f16.gguf", "-o", out, *force)[0] == 0
+    assert sorted(p.name for p in ws.iterdir() if p.name.startswith((".imported", "imported"))) == \
+        ["imported", "imported.manifest.json"]
+    # a folder of someone else's is kept even by the library call that checks nothing first
+    from radlite_edge.fileio import atomic_dir
+
+    with pytest.raises(Exception, match="not made by radlite import"):
+        with atomic_dir(mine, step="import") as tmp:
+            (tmp / "model.safetensors").write_text("new")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_recommend_never_writes_over_what_it_reads(capsys, ws):
+    run, model = ws / "run", ws / "q" / "q8.gguf"
+    for out in (run / "tradeoff.json", run / "cells.jsonl", model, run / "ladder" / "routes.json"):
+        _refused(capsys, ws, ["recommend", run, "--ram", "4G", "--routes-out", out], str(out), "the input",
+                 inputs=[ws])
+    _refused(capsys, ws, ["recommend", run, "--ram", "4G", "--routes-out", ws / "b" / "X.jsonl"],
+             "not an earlier output of radlite recommend", inputs=[ws])
+    # beside the table is fine, and so is a second run over its own routes file
+    for _ in range(2):
+        assert _run(capsys, "recommend", run, "--ram", "4G", "--routes-out", run / "routes.json")[0] == 0
+    assert json.loads((run / "routes.json").read_text())["format"] == "radlite-routes/1"
+
+
+def test_run_batch_never_writes_over_its_requests_or_the_models(capsys, ws):
+    batch, routes = ws / "b" / "X.jsonl", ws / "b" / "routes.json"
+    for out in (batch, routes, ws / "q" / "q8.gguf"):
+        _refused(capsys, ws, ["run", "--routes", routes, "--batch", batch, "-o", out], "would overwrite the input",
+                 inputs=[ws])
+    other = ws / "b" / "notes.jsonl"
+    other.write_text('{"mine": 1}\n')
+    _refused(capsys, ws, ["run", "--routes", routes, "--batch", batch, "-o", other], "not an earlier output",
+             inputs=[ws])
+    _refused(capsys, ws, ["run", "--routes", routes, "--batch", batch, "-o", "/dev/null"], "not a regular file",
+             inputs=[ws])
+
+
+def test_outputs_inside_input_folders_are_refused(capsys, ws):
+    """eval or tradeoff into the data folder made it unreadable ("not a sample record") for every run after."""
+    data, model, f16 = ws / "d" / "data", ws / "q" / "q8.gguf", ws / "m" / "f16.gguf"
+    for argv in (["eval", model, "--data", data, "-o", data],
+                 ["eval", model, "--data", data, "-o", data / "results"],
+                 ["tradeoff", f16, "--data", data, "-o", data],
+                 ["tradeoff", ws / "m", "-o", ws / "m"],
+                 ["tradeoff", ws / "m", "-o", ws / "m" / "run"]):
+        _refused(capsys, ws, argv, "the input", inputs=[ws])
+
+
+def test_adapter_alpha_is_bounded_and_non_finite_adapters_are_refused(capsys, ws):
+    from safetensors.numpy import load_file, save_file
+
+    for alpha in ("inf", "nan", "-5", "0"):
+        _refused(capsys, ws, ["synth", "tiny-qwen2", "--adapter", "--rank", "4", "--alpha", alpha, "-o", ws / "x"],
+                 "--alpha", inputs=[ws])
+    inf_alpha = ws / "inf-alpha"
+    shutil.copytree(ws / "a" / "adapter", inf_alpha)
+    config = json.loads((inf_alpha / "adapter_config.json").read_text())
+    (inf_alpha / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": float("inf")}))
+    nan_weight = ws / "nan-weight"
+    shutil.copytree(ws / "a" / "adapter", nan_weight)
+    tensors = load_file(nan_weight / "adapter_model.safetensors")
+    first = sorted(tensors)[0]
+    tensors[first][0, 0] = np.nan
+    save_file(tensors, nan_weight / "adapter_model.safetensors", metadata={"format": "pt"})
+    ckpt = ws / "c" / "ckpt"
+    for adapter, needle in ((inf_alpha, "lora_alpha inf"), (nan_weight, "non-finite")):
+        for argv in (["merge", "--base", ckpt, "--adapter", adapter, "-o", ws / "merged"],
+                     ["convert", ckpt, "--adapter", adapter, "-o", ws / "x.gguf"],
+                     ["export-lora", adapter, "--base", ckpt, "-o", ws / "x.gguf"]):
+            _refused(capsys, ws, argv, needle, inputs=[ws])
+
+
+def test_tradeoff_without_a_reference_or_a_model_is_refused_before_any_work(capsys, ws):
+    """It did all the work, then crashed in matplotlib; an empty ladder folder left an empty run folder."""
+    ladder = ws / "ladder"
+    ladder.mkdir()
+    shutil.copy(ws / "q" / "q8.gguf", ladder / "m-Q8_0.gguf")
+    _refused(capsys, ws, ["tradeoff", ladder, "-o", ws / "out"], "no F16", inputs=[ws])
+    _refused(capsys, ws, ["tradeoff", ws / "q" / "q8.gguf", "-o", ws / "out"], "no F16", inputs=[ws])
+    (ladder / "m-Q8_0.gguf").unlink()
+    _refused(capsys, ws, ["tradeoff", ladder, "-o", ws / "out"], "no model GGUF", inputs=[ws])
+
+
+def test_eval_on_data_without_a_test_split_is_one_line(capsys, ws):
+    only_train = ws / "train-only"
+    only_train.mkdir()
+    shutil.copy(ws / "d" / "data" / "s.train.jsonl", only_train)
+    model = ws / "q" / "q8.gguf"
+    _refused(capsys, ws, ["eval", model, "--data", only_train, "-o", ws / "out"], "no test", "--splits train",
+             inputs=[ws])
+    _refused(capsys, ws, ["eval", model, "--data", only_train, "-o", ws / "out", "--splits", "val"], "no val",
+             inputs=[ws])
+
+
+def test_import_into_a_file_or_the_current_folder_is_refused_before_the_work(capsys, ws, monkeypatch):
+    afile = ws / "afile"
+    afile.write_text("mine")
+    _refused(capsys, ws, ["import", ws / "m" / "f16.gguf", "-o", afile], "is a file", inputs=[ws])
+    monkeypatch.chdir(ws / "b")
+    for here in (".", "..", "./"):
+        _refused(capsys, ws, ["import", ws / "m" / "f16.gguf", "-o", here], "give a folder name", inputs=[ws])
+
+
+def test_recommend_bench_that_cannot_be_read_is_one_line(capsys, ws):
+    binary = ws / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage\n")
+    bad = ws / "bad.jsonl"
+    bad.write_text("{not json\n")
+    for bench, needle in ((ws / "missing.jsonl", "no such file"), (binary, "not UTF-8"), (ws / "b", "folder"),
+                          (bad, "line 1")):
+        _refused(capsys, ws, ["recommend", ws / "run", "--ram", "4G", "--bench", bench], "--bench", needle,
+                 inputs=[ws])
+
+
+def test_symlink_loops_are_one_line(capsys, ws):
+    loop = ws.parent / "loop"  # beside the workspace, whose every file the check reads
+    loop.symlink_to(loop.name)
+    for argv in (["convert", loop, "-o", ws / "x.gguf"],
+                 ["quantize", ws / "m" / "f16.gguf", "--levels", "q8_0", "-o", loop],
+                 ["import", loop, "-o", ws / "x"],
+                 ["eval", loop, "--data", ws / "d" / "data", "-o", ws / "x"]):
+        _refused(capsys, ws, argv, "loop", inputs=[ws])
+    from radlite_edge.errors import UserError
+    from radlite_edge.fileio import claim_output
+
+    with pytest.raises(UserError, match="loops back"):  # the library's callers are covered as well
+        claim_output(loop / "x.gguf", step="convert")
+
+
+def test_file_names_that_are_not_utf8_are_one_line(capsys, ws):
+    odd = os.fsdecode(b"m\xff.gguf")
+    shutil.copy(ws / "m" / "f16.gguf", ws / odd)
+    out = os.fsdecode(b"out\xff")
+    for argv in (["quantize", ws / odd, "--levels", "q8_0", "-o", ws / "l"],
+                 ["quantize", ws / "m" / "f16.gguf", "--levels", "q8_0", "-o", ws / out],
+                 ["convert", ws / "c" / "ckpt", "-o", ws / (out + ".gguf")],
+                 ["import", ws / odd, "-o", ws / "x"],
+                 ["tradeoff", ws / odd, "-o", ws / "run2"],
+                 ["tradeoff", ws / "m" / "f16.gguf", "-o", ws / out]):
+        line = _refused(capsys, ws, argv, "not UTF-8", inputs=[ws])
+        assert "\\xff" in line
+
+
+def test_run_and_recommend_numbers_are_bounded(capsys, ws):
+    run = ["run", "--routes", ws / "b" / "routes.json", "--batch", ws / "b" / "X.jsonl", "-o", ws / "a.jsonl"]
+    _refused(capsys, ws, [*run, "-c", "200000"], "-c 200000", "trained on a context of 2048", inputs=[ws])
+    for t in ("-1", "0", "nan", "inf"):
+        _refused(capsys, ws, [*run, "--timeout", t], "--timeout", inputs=[ws])
+    for v in ("-5", "nan", "0"):
+        _refused(capsys, ws, ["recommend", ws / "run", "--ram", "4G", "--min-tok-s", v], "--min-tok-s", inputs=[ws])
+    _refused(capsys, ws, ["recommend", ws / "run", "--ram", "4G", "--max-latency", "nan"], "--max-latency",
+             inputs=[ws])
+
+
+def test_run_checks_its_report_before_the_routes(capsys, ws):
+    """An empty report printed the routes line first: two lines on stderr."""
+    for report in ("", "   "):
+        _refused(capsys, ws, ["run", report], "an empty report", inputs=[ws])
+        _refused(capsys, ws, ["run", "--routes", ws / "missing.json", report], "an empty report", inputs=[ws])
+
+
+def test_a_read_only_base_folder_keeps_the_default_lora_in_the_cache(tmp_path, monkeypatch):
+    """A kiosk's base lies in a read-only image: the adapter's GGUF LoRA goes to the user's cache,
+    never to a message about an output nobody gave."""
+    from radlite_edge.cli import assistant as cli_assistant
+    from radlite_edge.errors import UserError
+
+    base = tmp_path / "image" / "base.gguf"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    read_only = {base.parent}
+    monkeypatch.setattr(cli_assistant, "_writable", lambda folder: folder not in read_only)
+    assert cli_assistant._lora_home(base) == cache / "radlite-edge" / cli_assistant.LORA_FILE
+    read_only.add(cache / "radlite-edge")
+    with pytest.raises(UserError, match="read-only: set XDG_CACHE_HOME to a writable folder, or give --routes"):
+        cli_assistant._lora_home(base)
+    read_only.clear()
+    assert cli_assistant._lora_home(base) == base.parent / cli_assistant.LORA_FILE
+
+
+def test_a_killed_runs_leftovers_go_with_the_next_run(capsys, ws, tmp_path):
+    """A SIGKILLed import left a .part folder as large as the model that no run removed; a second
+    eval appended a second copy of every figure to results.jsonl."""
+    from radlite_edge.fileio import hold, release
+
+    out = ws / "imported"
+    stale = ws / ".imported.abcdefgh.part"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    aside = ws / ".imported.zyxwvuts.old.part"
+    aside.mkdir()
+    live = ws / ".imported.livelive.part"
+    live.mkdir()
+    other = ws / ".imported2.abcdefgh.part"  # another output's: not ours to sweep
+    other.write_text("x")
+    held = hold(live)  # a run still writing it
+    try:
+        assert _run(capsys, "import", ws / "m" / "f16.gguf", "-o", out)[0] == 0
+    finally:
+        release(held)
+    assert not stale.exists() and not aside.exists() and live.exists() and other.exists()
+    live.rmdir()
+    other.unlink()
+    # the rerun of an up-to-date output sweeps too
+    stale.mkdir()
+    assert _run(capsys, "import", ws / "m" / "f16.gguf", "-o", out)[0] == 0
+    assert not stale.exists()
+    results = tmp_path / "res"
+    argv = ["eval", ws / "q" / "q8.gguf", "--data", ws / "d" / "data", "--tasks", "m_staging", "-o", results, "--json"]
+    assert _run(capsys, *argv)[0] == 0
+    first = (results / "results.jsonl").read_text().splitlines()
+    assert _run(capsys, *argv)[0] == 0
+    again = (results / "results.jsonl").read_text().splitlines()
+    assert len(again) == len(first) == 1 and json.loads(again[0])["value"] == json.loads(first[0])["value"]
+
+
+def test_messages_say_what_is_wrong(capsys, ws):
+    adapter = ws / "a" / "adapter"
+    _refused(capsys, ws, ["merge", "--base", ws / "c" / "ckpt", "--adapter", adapter / "adapter_config.json", "-o",
+                          ws / "x"], "is a file: give the adapter's folder", inputs=[ws])
+    _refused(capsys, ws, ["merge", "--base", ws / "c" / "ckpt", "--adapter", ws / "nowhere", "-o", ws / "x"],
+             "adapter folder", "does not exist", inputs=[ws])
+    _refused(capsys, ws, ["imatrix", ws / "m" / "f16.gguf", "--calib", ws / "t", "-o", ws / "i.gguf"],
+             "--calib", "is a folder", inputs=[ws])
+
+
+@pytest.mark.parametrize("verb", ["import", "merge", "tradeoff", "run"])
+def test_one_run_at_a_time_per_output(capsys, ws, verb):
+    """Two runs into one output both did all the work and mixed their files."""
+    from radlite_edge.locks import output_lock
+
+    out = ws / ("answers.jsonl" if verb == "run" else "out")
+    argv = {"import": ["import", ws / "m" / "f16.gguf", "-o", out],
+            "merge": ["merge", "--base", ws / "c" / "ckpt", "--adapter", ws / "a" / "adapter", "-o", out],
+            "tradeoff": ["tradeoff", ws / "m" / "f16.gguf", "--data", ws / "d" / "data", "-o", out],
+            "run": ["run", "--routes", ws / "b" / "routes.json", "--batch", ws / "b" / "X.jsonl", "-o", out]}[verb]
+    with output_lock(out, what=f"radlite {verb}"):  # the first run, holding its output
+        tree = _tree(ws)
+        code, _, err = _run(capsys, *argv)
+        _one_line(code, err, "another radlite", "is writing it now")
+        assert _tree(ws) == tree
+    assert _tree(ws) == [p for p in tree if ".out.lock" not in p and ".answers.jsonl.lock" not in p]

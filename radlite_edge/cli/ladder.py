@@ -18,6 +18,10 @@ from .render import bytes_progress, count_progress, err, plain, print_json, prin
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     from ..convert.quantize import quantize_ladder
+    from ..fileio import INTO, claim_output
+
+    given = [] if args.imatrix is None or args.imatrix.lower() == "auto" else [args.imatrix]
+    claim_output(args.output, [args.model, *given], step="quantize", kind=INTO)
 
     with bytes_progress() as bar:
         task = bar.add_task("quantize", total=None)
