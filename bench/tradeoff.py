@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from radlite_edge.errors import UserError
-from radlite_edge.fileio import make_dir, output_dir
+from radlite_edge.fileio import check_text, make_dir, output_dir
 from radlite_edge.locks import drop_partial_line, locked_append
 from radlite_edge.gguf_file import gguf_type
 from radlite_edge.identity import ModelId, identify_model
@@ -166,6 +166,7 @@ def check_inputs(inputs: Sequence[Path]) -> None:
         if not source.exists():
             raise UserError(f"{source}: no such model file or ladder folder")
         for f in _ladder_files(source) if source.is_dir() else [source]:
+            check_text(str(f), what="model")  # llama.cpp takes file names as UTF-8
             mid = identify_model(f)
             levels.setdefault(mid.name, set()).add(mid.level)
     for name, found in levels.items():

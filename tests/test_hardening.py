@@ -597,6 +597,11 @@ def test_file_names_that_are_not_utf8_are_one_line(capsys, ws):
                  ["tradeoff", ws / "m" / "f16.gguf", "-o", ws / out]):
         line = _refused(capsys, ws, argv, "not UTF-8", inputs=[ws])
         assert "\\xff" in line
+    ladder = ws / "ladder"  # a name found in a folder, not given
+    ladder.mkdir()
+    shutil.copy(ws / "m" / "f16.gguf", ladder / "m-F16.gguf")
+    shutil.copy(ws / "q" / "q8.gguf", ladder / os.fsdecode(b"m\xff-Q8_0.gguf"))
+    _refused(capsys, ws, ["tradeoff", ladder, "-o", ws / "run2"], "not UTF-8", inputs=[ws])
 
 
 def test_run_and_recommend_numbers_are_bounded(capsys, ws):
