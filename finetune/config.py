@@ -55,7 +55,12 @@ class FinetuneConfig:
     patience: int = field(default=0, metadata={"help": "stop after this many task validations without a new best "
                                                        "mean (0: never stop early)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
-    bf16: str = field(default="auto", metadata={"help": "auto (where the hardware has it), true or false"})
+    bf16: str = field(default="auto", metadata={"help": "auto (where the hardware has it natively: CUDA, or a CPU "
+                                                        "with AVX512-BF16 or AMX), true or false"})
+    answer_only_logits: bool = field(default=True, metadata={"help": "logits at the answer tokens only, the loss "
+                                                                     "unchanged (false: at every position)"})
+    numpy_dropout: bool = field(default=True, metadata={"help": "on a CPU, LoRA dropout masks drawn in bulk from "
+                                                                "numpy's generator (same p; false: torch's Dropout)"})
     seed: int = field(default=0, metadata={"help": "data order, LoRA init and dropout"})
 
     def check(self, *, where: str = "config") -> "FinetuneConfig":
@@ -194,6 +199,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "eval_every": _int(0, STEPS), "save_every": _int(0, STEPS), "val_samples": _int(0, MAX_COUNT),
     "val_every": _int(0, STEPS), "val_per_task": _int(1, 10_000), "patience": _int(0, 10_000),
     "gradient_checkpointing": _flag, "bf16": _bf16, "seed": _int(0, 2**32 - 1),
+    "answer_only_logits": _flag, "numpy_dropout": _flag,
 }
 REQUIRED = ("base", "data", "output")
 FIELD_HELP = {f.name: f.metadata.get("help", "") for f in fields(FinetuneConfig)}
