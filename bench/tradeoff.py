@@ -159,21 +159,18 @@ def _ladder_files(folder: Path) -> list[Path]:
 
 
 def check_inputs(inputs: Sequence[Path]) -> None:
-    """Before anything is measured or written: every input is there, a folder holds model GGUFs,
-    and every model has its F16 (or BF16/F32) among them, which every level is measured against."""
+    """Before any work: each input exists, a folder holds models, each model has its F16 (or BF16/F32)."""
     levels: dict[str, set[str]] = {}
     for source in map(Path, inputs):
         if not source.exists():
             raise UserError(f"{source}: no such model file or ladder folder")
         for f in _ladder_files(source) if source.is_dir() else [source]:
-            check_text(str(f), what="model")  # llama.cpp takes file names as UTF-8
-            mid = identify_model(f)
+            mid = identify_model(Path(check_text(str(f), what="model")))  # llama.cpp takes names as UTF-8
             levels.setdefault(mid.name, set()).add(mid.level)
     for name, found in levels.items():
         if not found & set(REFERENCE_LEVELS):
-            raise UserError(f"{name}: no F16 (or BF16, F32) among the inputs, only {', '.join(sorted(found))}: the "
-                            "trade-off measures every level against it; give the F16 GGUF too (or add it to the "
-                            "ladder folder: radlite quantize F16.gguf --levels f16 -o LADDER)")
+            raise UserError(f"{name}: no F16 (or BF16, F32) among the inputs, only {', '.join(sorted(found))}: give "
+                            "the F16 GGUF too, or add it to the ladder (radlite quantize F16.gguf --levels f16 -o DIR)")
 
 
 def plan_variants(inputs: Sequence[Path], run: Path, spec: SweepSpec, *, on_note: Callable[[str], None],

@@ -328,7 +328,7 @@ def replace_results(path: Path, results: Sequence[Result]) -> None:
     new = [r.to_dict() for r in results]
     keys = {_result_key(r) for r in new}
     claim_output(path, step="eval", kind=FILE, owned=is_results_file)
-    with output_lock(path, what="radlite eval"):
+    with output_lock(path, what="radlite eval", wait=True):  # evals of other models share the file
         kept = []
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():

@@ -209,7 +209,7 @@ def _check_existing(output: Path, *, flag: str, kind: str, step: str | None,
             raise UserError(f"{flag} {shown(output)} is not a regular file (a device or a pipe): give a file name")
         if output.is_file() and not _is_own(output, step, owned):
             raise UserError(f"{flag} {shown(output)} exists and is not an earlier output of {what}: "
-                            "remove it, or choose another name")
+                            "choose another name, or move it away first")
         return
     if output.exists() and not output.is_dir():
         raise UserError(f"{flag} {shown(output)} is a file: give a folder name")

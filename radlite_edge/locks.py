@@ -33,8 +33,9 @@ def release(fd: int | None) -> None:
 
 
 @contextlib.contextmanager
-def output_lock(final: Path, *, what: str) -> Iterator[None]:
-    """Hold ``final`` (a file or a folder) for one run; a second run that takes the same lock is refused.
+def output_lock(final: Path, *, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold ``final`` (a file or a folder) for one run; a second run that takes the same lock is refused
+    (``wait``: it waits, for an output that runs share and each holds for an instant).
 
     The lock is a ``.NAME.lock`` file beside the output, removed when the run ends; a run killed
     outright leaves it unlocked, and the next run takes it over.
@@ -48,7 +49,7 @@ def output_lock(final: Path, *, what: str) -> Iterator[None]:
         while True:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 raise UserError(f"{shown(final)}: another {what} is writing it now; wait for it to finish or "

@@ -161,9 +161,14 @@ def _read_batch(path: Path, default_task: str | None) -> list[dict]:
     return jobs
 
 
+def _served(routes: Routes) -> list[Path]:
+    return [p for r in routes.routes.values() for p in (r.model, r.adapter) if p is not None]
+
+
 def _run_batch(args: argparse.Namespace) -> int:
-    """--batch: every line and the output checked before the routes load; the answers file appears
-    whole when the last answer is in, and one run at a time writes it."""
+    """--batch: every line and the output checked before a model loads (the output against the
+    requests, the routes file and every routed file); the answers file appears whole when the last
+    answer is in, and one run at a time writes it."""
     from ..fileio import FILE, atomic_path, claim_output
     from ..locks import output_lock
 
@@ -172,10 +177,14 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.output is None:
         raise UserError("--batch needs -o OUT.jsonl")
     jobs = _read_batch(Path(args.batch), args.task)
-    routes = _routes(args)
-    served = [p for r in routes.routes.values() for p in (r.model, r.adapter) if p is not None]
-    read = [Path(args.batch), *([Path(args.routes)] if args.routes else []), *served]
+    read, routes = [Path(args.batch)], None
+    if args.routes:  # a routes file is only read
+        routes = _routes(args)
+        read += [Path(args.routes), *_served(routes)]
     output = claim_output(args.output, read, step="run", kind=FILE, owned=is_answers_file)
+    if routes is None:  # the default routes export the adapter once: only for an output known good
+        routes = _routes(args)
+        claim_output(output, _served(routes), step="run", kind=FILE, owned=is_answers_file)
     with output_lock(output, what="radlite run"), _assistant(args, routes) as assistant, \
             atomic_path(output, owned=is_answers_file) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
