@@ -13,6 +13,7 @@ import pytest
 
 from radlite_edge.tasks import TASKS, rules, sample_score
 from radlite_edge.tasks import synth_train as st
+from radlite_edge.tasks import synth_train_rads as str_rads
 from radlite_edge.tasks.labels import CHEXPERT_LABELS, CHEXPERT_VALUES, M_STAGES, N_STAGES, NLI_LABELS
 from radlite_edge.tasks.synthetic import check_disjoint, make_suite, make_task_samples
 
@@ -49,14 +50,14 @@ def test_every_rads_system_draws_each_of_its_categories_uniformly(train):
     by_system: dict[str, list[str]] = {}
     for s in train["rads_assignment"]:
         by_system.setdefault(s.labels["system"], []).append(s.reference)
-    for system, (_, categories, _) in st.RADS_TRAIN.items():
+    for system, (_, categories, _) in str_rads.RADS_TRAIN.items():
         if system == "none":
             continue
         refs = by_system[system]
         assert {r.rsplit(" ", 1)[1] for r in refs} == set(categories), system
     # the category is hit exactly whatever the features' odds (a rejection sampler that never gives up)
     rng = random.Random(0)
-    for system, (gen, categories, _) in st.RADS_TRAIN.items():
+    for system, (gen, categories, _) in str_rads.RADS_TRAIN.items():
         for cat in categories:
             for _ in range(20):
                 text, ref, _ = gen(rng, cat)

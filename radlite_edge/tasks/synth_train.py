@@ -10,6 +10,7 @@ nodes by side and station beside a primary on a stated side, benign look-alikes 
 raise a stage. Every label is still computed by ``rules`` from the drawn findings (``labels``
 carries those findings so a test re-derives it); nothing is labelled by hand.
 
+RADS reports are in ``synth_train_rads``, the shared wording in ``synth_wording``.
 Test, validation and generalization samples come from ``synth_reports``/``synth_tasks`` and
 ``synth_heldout`` unchanged. These generators may reuse the test generators' sentences (the
 test split is in-distribution wording), never the generalization split's: its numbered
@@ -22,86 +23,12 @@ import random
 
 from . import rules
 from . import synth_reports as r
-from .labels import CHEXPERT_LABELS, NLI_LABELS, NO_RADS, N_STAGES
+from .labels import CHEXPERT_LABELS, NLI_LABELS, N_STAGES
 from .styles import TEMPORAL_STYLE, chexpert_answer, n_staging_answer, ner_answer, temporal_answer
 from .synth_reports import Gen
+from .synth_train_rads import rads
 from .synth_tasks import BIRADS_MEANING
-
-SIDES = ("right", "left")
-LOBES = {"right": ("right upper lobe", "right middle lobe", "right lower lobe"),
-         "left": ("left upper lobe", "left lower lobe", "lingula")}
-
-
-def _pick(rng: random.Random, *options: str) -> str:
-    return rng.choice(options)
-
-
-def _size(rng: random.Random, mm: float) -> str:
-    """A size as reports write it: in mm or cm, with or without a space."""
-    if rng.random() < 0.35 and mm >= 10:
-        cm = f"{mm / 10:.1f}".rstrip("0").rstrip(".")
-        return f"{cm}{_pick(rng, ' cm', 'cm', ' cm')}"
-    return f"{mm:g}{_pick(rng, ' mm', 'mm', ' mm', ' millimetres')}"
-
-
-_HEADS = {"findings": ("Findings:", "FINDINGS:", "Description:", "Results:"),
-          "technique": ("Technique:", "TECHNIQUE:", "Protocol:"),
-          "history": ("Clinical history:", "Indication:", "HISTORY:", "Clinical details:", "Reason for study:"),
-          "comparison": ("Comparison:", "COMPARISON:", "Prior:"),
-          "conclusion": ("Conclusion:", "Summary:", "CONCLUSION:", "Opinion:")}
-_HISTORIES = ("follow-up", "staging", "known malignancy", "shortness of breath", "cough for three weeks",
-              "abnormal prior imaging", "weight loss", "surveillance", "pain", "smoker", "fever and cough",
-              "post-treatment assessment", "routine screening", "chest pain")
-_COMPARISONS = ("none available", "none", "prior study from last year", "outside study, not available",
-                "CT of six months ago", "previous examination")
-
-
-def _report(rng: random.Random, exam: str, findings: list[str], *, conclusion: str | None = None) -> str:
-    """A report: an exam line, optional history/technique/comparison sections, findings in a random order,
-    laid out as prose, as headed sections, or one finding per line; an optional closing line."""
-    findings = list(findings)
-    rng.shuffle(findings)
-    parts = [exam if rng.random() < 0.7 else f"{_pick(rng, 'Study', 'Examination', 'Procedure')}: {exam}"]
-    if rng.random() < 0.5:
-        parts.append(f"{rng.choice(_HEADS['history'])} {rng.choice(_HISTORIES)}.")
-    if rng.random() < 0.3:
-        parts.append(f"{rng.choice(_HEADS['comparison'])} {rng.choice(_COMPARISONS)}.")
-    layout = rng.random()
-    if layout < 0.4:
-        body = " ".join(findings)
-    elif layout < 0.75:
-        body = "\n".join(findings)
-    else:
-        body = "\n".join(f"- {f}" for f in findings)
-    head = rng.choice(_HEADS["findings"]) if rng.random() < 0.7 else ""
-    parts.append(f"{head}\n{body}" if head and layout >= 0.4 else f"{head} {body}".strip())
-    if conclusion:
-        parts.append(f"{rng.choice(_HEADS['conclusion'])} {conclusion}")
-    sep = "\n" if rng.random() < 0.6 else " "
-    return sep.join(parts)
-
-
-# incidental findings of each region that decide no label of any task here
-_INCIDENTAL = {
-    "chest": ("Mild degenerative change of the thoracic spine.", "The thyroid is unremarkable.",
-              "Small hiatus hernia.", "Coronary artery calcification.", "Mild centrilobular emphysema.",
-              "The heart size is normal.", "Healed left rib fracture.", "Calcified granuloma.",
-              "No pericardial effusion.", "Trachea and main bronchi are patent."),
-    "abdomen": ("Simple renal cyst.", "Colonic diverticulosis.", "The pancreas is normal.", "No ascites.",
-                "The spleen is normal in size.", "Small fat-containing umbilical hernia.",
-                "Normal appearance of the kidneys.", "Gallbladder is unremarkable."),
-    "neck": ("No cervical lymphadenopathy.", "The salivary glands are normal.", "The isthmus is normal.",
-             "Homogeneous thyroid parenchyma.", "Normal vascularity on colour Doppler."),
-    "breast": ("Scattered fibroglandular density.", "Heterogeneously dense breasts.", "Skin and nipple are normal.",
-               "No suspicious axillary lymph nodes.", "Stable benign-appearing calcifications."),
-    "pelvis": ("Uterus is normal in size.", "No free pelvic fluid.", "Seminal vesicles are unremarkable.",
-               "No pelvic lymphadenopathy.", "Bladder is well distended."),
-}
-
-
-def _incidentals(rng: random.Random, region: str, k: tuple[int, int] = (0, 2)) -> list[str]:
-    return rng.sample(_INCIDENTAL[region], rng.randint(*k))
-
+from .synth_wording import LOBES, SIDES, incidentals, pick, report, size_text
 
 # ------------------------------------------------------------------ N staging
 
@@ -143,8 +70,8 @@ def _n_nodes(rng: random.Random, stage: str, side: str) -> list[dict]:
 
 def _node_sentence(rng: random.Random, node: dict, mm: int) -> str:
     name = _node_name(rng, node["side"], node["station"], node["number"])
-    size = _size(rng, mm)
-    return _pick(rng, f"Enlarged {name} lymph node measuring {size} in short axis.",
+    size = size_text(rng, mm)
+    return pick(rng, f"Enlarged {name} lymph node measuring {size} in short axis.",
                  f"{name[0].upper() + name[1:]} lymphadenopathy, {size}.",
                  f"There is a {size} {name} node.",
                  f"Pathologically enlarged {name} node ({size} short axis).",
@@ -178,8 +105,8 @@ def n_staging(rng: random.Random) -> tuple[str, str, dict]:
     stage = rng.choice(N_STAGES)
     side = rng.choice(SIDES)
     lobe = rng.choice(LOBES[side])
-    size = _size(rng, rng.randint(12, 70))
-    primary = _pick(rng, f"Spiculated {size} mass in the {lobe}.", f"Primary tumour in the {lobe} measures {size}.",
+    size = size_text(rng, rng.randint(12, 70))
+    primary = pick(rng, f"Spiculated {size} mass in the {lobe}.", f"Primary tumour in the {lobe} measures {size}.",
                     f"{size} {rng.choice(('spiculated', 'lobulated', 'cavitating'))} {lobe} mass, "
                     "consistent with the known primary.",
                     f"Known {side}-sided lung carcinoma: {size} lesion in the {lobe}.",
@@ -192,7 +119,7 @@ def n_staging(rng: random.Random) -> tuple[str, str, dict]:
         stations = [s for s, n in rules.N_STATIONS.items() if n == wanted]
         others = [s for s, n in rules.N_STATIONS.items() if 0 < n < wanted]
         picked = rng.sample(stations, 1) + (rng.sample(others, 1) if others and rng.random() < 0.4 else [])
-        findings.append(_pick(rng, f"Enlarged {' and '.join(picked)} lymph nodes, up to {_size(rng, rng.randint(11, 25))}.",
+        findings.append(pick(rng, f"Enlarged {' and '.join(picked)} lymph nodes, up to {size_text(rng, rng.randint(11, 25))}.",
                               f"{' and '.join(p.capitalize() for p in picked)} lymphadenopathy."))
         nodes = [dict(side="ipsilateral", station=p, involved=True) for p in picked]
     else:
@@ -205,11 +132,11 @@ def n_staging(rng: random.Random) -> tuple[str, str, dict]:
         sentence, node = _benign_node(rng, side)
         findings.append(sentence)
         nodes.append(node)
-    findings += _incidentals(rng, "chest")
-    exam = _pick(rng, "CT chest with contrast.", "Staging CT thorax.", "PET-CT for staging.", "CT thorax, staging.",
+    findings += incidentals(rng, "chest")
+    exam = pick(rng, "CT chest with contrast.", "Staging CT thorax.", "PET-CT for staging.", "CT thorax, staging.",
                  "FDG PET/CT, initial staging of lung cancer.", "Contrast-enhanced CT of the chest.")
     stage_out = rules.n_stage_lateral(side, nodes)
-    return _report(rng, exam, findings), n_staging_answer(stage_out), {"stage": stage_out, "primary_side": side,
+    return report(rng, exam, findings), n_staging_answer(stage_out), {"stage": stage_out, "primary_side": side,
                                                                        "nodes": nodes}
 
 
@@ -249,7 +176,7 @@ _M0_SENTENCES = ("No evidence of distant metastasis.", "No distant metastatic di
 
 
 def _fill(rng: random.Random, template: str) -> str:
-    return template.format(size=_size(rng, rng.randint(8, 45)), seg=rng.choice(("II", "IV", "VI", "VII", "VIII")),
+    return template.format(size=size_text(rng, rng.randint(8, 45)), seg=rng.choice(("II", "IV", "VI", "VII", "VIII")),
                            bone=rng.choice(("T8 vertebral body", "left iliac bone", "right femur", "L2 vertebra",
                                             "sternum", "right sixth rib")),
                            lobe2=rng.choice(("frontal", "parietal", "occipital", "temporal")),
@@ -262,7 +189,7 @@ def m_staging(rng: random.Random) -> tuple[str, str, dict]:
     findings = []
     for site in sites:
         phrase = _fill(rng, rng.choice(_MET_SITES[site]))
-        findings.append(_pick(rng, f"{phrase[0].upper() + phrase[1:]}.", f"Evidence of {phrase}.",
+        findings.append(pick(rng, f"{phrase[0].upper() + phrase[1:]}.", f"Evidence of {phrase}.",
                               f"Findings include {phrase}.", f"{phrase[0].upper() + phrase[1:]} is noted."))
     lookalikes = rng.sample(_BENIGN_LOOKALIKES, rng.choice((0, 1, 1, 2)))
     for template in lookalikes:
@@ -271,16 +198,16 @@ def m_staging(rng: random.Random) -> tuple[str, str, dict]:
     if stage == "M0":
         findings += rng.sample(_M0_SENTENCES, rng.choice((1, 1, 2)))
     side = rng.choice(SIDES)
-    primary = _pick(rng, f"Primary lung adenocarcinoma in the {rng.choice(LOBES[side])}.",
-                    f"Known {_size(rng, rng.randint(15, 60))} tumour of the {rng.choice(LOBES[side])}.",
-                    f"The {side} lung primary measures {_size(rng, rng.randint(15, 60))}.",
+    primary = pick(rng, f"Primary lung adenocarcinoma in the {rng.choice(LOBES[side])}.",
+                    f"Known {size_text(rng, rng.randint(15, 60))} tumour of the {rng.choice(LOBES[side])}.",
+                    f"The {side} lung primary measures {size_text(rng, rng.randint(15, 60))}.",
                     f"Biopsy-proven non-small cell carcinoma, {rng.choice(LOBES[side])}.")
     findings.append(primary)
-    findings += _incidentals(rng, rng.choice(("chest", "abdomen")), (0, 1))
-    exam = _pick(rng, "PET-CT staging.", "CT chest, abdomen and pelvis for staging.", "Whole-body FDG PET/CT.",
+    findings += incidentals(rng, rng.choice(("chest", "abdomen")), (0, 1))
+    exam = pick(rng, "PET-CT staging.", "CT chest, abdomen and pelvis for staging.", "Whole-body FDG PET/CT.",
                  "CT thorax and abdomen, staging.", "Staging CT with contrast.")
     m = rules.m_stage(tuple(sites))
-    return _report(rng, exam, findings), m, {"sites": sites, "lookalikes": len(lookalikes)}
+    return report(rng, exam, findings), m, {"sites": sites, "lookalikes": len(lookalikes)}
 
 
 # ------------------------------------------------------------------------ NLI
@@ -304,7 +231,7 @@ def nli(rng: random.Random) -> tuple[str, str, dict]:
     label = rng.choice(NLI_LABELS)
     finding, other = rng.sample(list(_NLI_FINDINGS), 2)
     side, sev = rng.choice(SIDES), rng.choice(_SEVERITY)
-    premise_core = _pick(rng, f"There is a {sev} {side} {finding}.", f"{sev.capitalize()} {side} {finding} is present.",
+    premise_core = pick(rng, f"There is a {sev} {side} {finding}.", f"{sev.capitalize()} {side} {finding} is present.",
                          f"The radiograph shows a {sev} {finding} on the {side}.",
                          f"{sev.capitalize()} {finding} on the {side}.",
                          f"Findings are consistent with a {sev} {side}-sided {finding}.",
@@ -318,16 +245,16 @@ def nli(rng: random.Random) -> tuple[str, str, dict]:
     word = rng.choice(_NLI_FINDINGS[finding])
     other_word = rng.choice(_NLI_FINDINGS[other])
     hypothesis = {
-        "entailment": _pick(rng, f"A {finding} is present.", f"There is {word} on the {side}.",
+        "entailment": pick(rng, f"A {finding} is present.", f"There is {word} on the {side}.",
                             f"The {side} side shows {word}.", f"The patient has {word}.",
                             f"Imaging shows {word}.", f"{word[0].upper() + word[1:]} is seen."),
-        "contradiction": _pick(rng, f"There is no {finding}.", f"No {word} is seen.",
+        "contradiction": pick(rng, f"There is no {finding}.", f"No {word} is seen.",
                                f"The study is negative for {word}.", f"The lungs show no {word}.",
                                f"{word[0].upper() + word[1:]} is absent.", f"There is no evidence of {word}.",
                                f"The {side} side is free of {word}."),
-        "neutral": _pick(rng, f"There is no {other_word}.", f"A {other} is present.", f"The {other} has resolved.",
+        "neutral": pick(rng, f"There is no {other_word}.", f"A {other} is present.", f"The {other} has resolved.",
                          f"The patient has {other_word}.", f"{other_word[0].upper() + other_word[1:]} is absent.",
-                         f"The patient will need surgery.", f"The {finding} is caused by {other_word}."),
+                         "The patient will need surgery.", f"The {finding} is caused by {other_word}."),
     }[label]
     return f"Premise: {premise}\nHypothesis: {hypothesis}", label, {"finding": finding, "other": other,
                                                                      "label": label}
@@ -393,13 +320,13 @@ def chexpert(rng: random.Random) -> tuple[str, str, dict]:
         if len(negated) >= 2 and rng.random() < 0.4:
             a, b = negated.pop(), negated.pop()
             a, b = _bare(a), _bare(b)
-            sentences.append(_pick(rng, f"No {a} or {b}.", f"There is no {a} or {b}.", f"No {a}, no {b}."))
+            sentences.append(pick(rng, f"No {a} or {b}.", f"There is no {a} or {b}.", f"No {a}, no {b}."))
         else:
             sentences.append(_cx(rng.choice(_CX_NEGATIVE), negated.pop()))
     values = {"No Finding": rules.chexpert_no_finding(values), **values}
-    exam = _pick(rng, "Chest radiograph, PA and lateral.", "Portable AP chest.", "CXR 2 views.", "Chest X-ray, AP supine.",
+    exam = pick(rng, "Chest radiograph, PA and lateral.", "Portable AP chest.", "CXR 2 views.", "Chest X-ray, AP supine.",
                  "Frontal chest radiograph.", "Chest, single frontal view.")
-    return _report(rng, exam, sentences or ["Lungs are clear."]), chexpert_answer(values), {"values": values}
+    return report(rng, exam, sentences or ["Lungs are clear."]), chexpert_answer(values), {"values": values}
 
 
 # ------------------------------------------------------------------- temporal
@@ -424,14 +351,14 @@ def _sizes_for(rng: random.Random, change: str) -> tuple[int, int]:
 
 
 def _then_now(rng: random.Random, finding: str, before: int, after: int) -> str:
-    b, a = _size(rng, before) if before else "", _size(rng, after) if after else ""
+    b, a = size_text(rng, before) if before else "", size_text(rng, after) if after else ""
     if not before:
-        return _pick(rng, f"New {a} {finding}, not present previously.", f"Interval development of a {a} {finding}.",
+        return pick(rng, f"New {a} {finding}, not present previously.", f"Interval development of a {a} {finding}.",
                      f"A {finding} measuring {a} has appeared since the prior study.")
     if not after:
-        return _pick(rng, f"The previously seen {b} {finding} has resolved.", f"The {finding} ({b} before) is no longer seen.",
+        return pick(rng, f"The previously seen {b} {finding} has resolved.", f"The {finding} ({b} before) is no longer seen.",
                      f"Resolution of the {finding}, which measured {b} on the prior.")
-    return _pick(rng, f"The {finding} measures {a}, previously {b}.", f"{finding[0].upper() + finding[1:]}: {b} then, {a} now.",
+    return pick(rng, f"The {finding} measures {a}, previously {b}.", f"{finding[0].upper() + finding[1:]}: {b} then, {a} now.",
                  f"The {finding} now measures {a} (prior {b}).", f"On the prior the {finding} measured {b}; today {a}.")
 
 
@@ -445,14 +372,14 @@ def temporal(rng: random.Random) -> tuple[str, str, dict]:
         pairs.append((finding, change))
         sizes.append([finding, before, after])
     if rng.random() < 0.5:  # the test split's layout, with the sizes in mm or cm
-        prior = [f"{f} {_size(rng, b)}" if b else f"no {f}" for f, b, _ in sizes]
-        current = [f"{f} {_size(rng, a)}" if a else f"no {f}" for f, _, a in sizes]
-        text = _pick(rng, f"PRIOR: {'; '.join(prior)}.\nCURRENT: {'; '.join(current)}.",
+        prior = [f"{f} {size_text(rng, b)}" if b else f"no {f}" for f, b, _ in sizes]
+        current = [f"{f} {size_text(rng, a)}" if a else f"no {f}" for f, _, a in sizes]
+        text = pick(rng, f"PRIOR: {'; '.join(prior)}.\nCURRENT: {'; '.join(current)}.",
                      f"Previous study: {', '.join(prior)}. Today: {', '.join(current)}.",
                      f"Comparison with prior. Then: {'; '.join(prior)}. Now: {'; '.join(current)}.",
                      f"Before: {'; '.join(prior)}.\nAfter: {'; '.join(current)}.")
     else:
-        text = _report(rng, _pick(rng, "Follow-up CT.", "CT chest, comparison with prior.", "Restaging CT.",
+        text = report(rng, pick(rng, "Follow-up CT.", "CT chest, comparison with prior.", "Restaging CT.",
                                   "Follow-up imaging."), sentences)
         # the answer lists the changes in the order the report mentions them
         pairs = [p for _, p in sorted(zip(sentences, pairs), key=lambda sp: text.index(sp[0]))]
@@ -474,15 +401,15 @@ def ner(rng: random.Random) -> tuple[str, str, dict]:
         anat, obs = rng.choice(_ANATOMY), rng.choice(_OBS)
         kind = rng.choice(("present", "absent", "uncertain"))
         if kind == "present":
-            sentences.append(_pick(rng, f"There is {obs} in the {anat}.", f"{obs.capitalize()} in the {anat}.",
+            sentences.append(pick(rng, f"There is {obs} in the {anat}.", f"{obs.capitalize()} in the {anat}.",
                                    f"The {anat} demonstrates {obs}.", f"{obs.capitalize()} is seen at the {anat}."))
             entities += [(anat, "ANAT-DP"), (obs, "OBS-DP")]
         elif kind == "absent":
-            sentences.append(_pick(rng, f"No {obs} in the {anat}.", f"The {anat} is clear of {obs}.",
+            sentences.append(pick(rng, f"No {obs} in the {anat}.", f"The {anat} is clear of {obs}.",
                                    f"There is no {obs} in the {anat}.", f"No evidence of {obs} at the {anat}."))
             entities += [(anat, "ANAT-DP"), (obs, "OBS-DA")]
         else:
-            sentences.append(_pick(rng, f"Possible {obs} in the {anat}.", f"Questionable {obs} at the {anat}.",
+            sentences.append(pick(rng, f"Possible {obs} in the {anat}.", f"Questionable {obs} at the {anat}.",
                                    f"Probable {obs} in the {anat}.", f"{obs.capitalize()} in the {anat} cannot be excluded."))
             entities += [(anat, "ANAT-DP"), (obs, "OBS-U")]
     unique = list(dict.fromkeys(entities))
@@ -496,19 +423,19 @@ def impression(rng: random.Random) -> tuple[str, str, dict]:
     size, lobe = rng.randint(4, 30), rng.choice(r.LOBES)
     kind = rng.choice(("solid", "spiculated", "ground-glass", "part-solid"))
     effusion = rng.random() < 0.4
-    nodule = _pick(rng, f"{_size(rng, size)} {kind} nodule in the {lobe}.",
-                   f"There is a {kind} nodule in the {lobe} measuring {_size(rng, size)}.",
-                   f"A {_size(rng, size)} {kind} pulmonary nodule is seen in the {lobe}.",
-                   f"{kind.capitalize()} {lobe} nodule, {_size(rng, size)}.")
+    nodule = pick(rng, f"{size_text(rng, size)} {kind} nodule in the {lobe}.",
+                   f"There is a {kind} nodule in the {lobe} measuring {size_text(rng, size)}.",
+                   f"A {size_text(rng, size)} {kind} pulmonary nodule is seen in the {lobe}.",
+                   f"{kind.capitalize()} {lobe} nodule, {size_text(rng, size)}.")
     findings = [nodule,
-                _pick(rng, "Small left pleural effusion.", "A small left-sided pleural effusion is present.")
-                if effusion else _pick(rng, "No pleural effusion.", "The pleural spaces are clear."),
+                pick(rng, "Small left pleural effusion.", "A small left-sided pleural effusion is present.")
+                if effusion else pick(rng, "No pleural effusion.", "The pleural spaces are clear."),
                 *rng.sample(("Heart size is normal.", "Mild cardiomegaly.", "No lymphadenopathy.", "Old rib fracture.",
                              "Mild emphysema.", "The airways are patent."), rng.randint(1, 2))]
     concern = "suspicious for malignancy" if kind == "spiculated" or size >= 15 else "likely benign; follow-up advised"
     ref = f"{size} mm {kind} {lobe} nodule, {concern}." + (" Small left pleural effusion." if effusion else "")
-    exam = _pick(rng, "CT chest.", "CT thorax with contrast.", "Chest CT without contrast.", "Low-dose CT chest.")
-    return _report(rng, exam, findings), ref, {"size_mm": size, "kind": kind, "effusion": effusion}
+    exam = pick(rng, "CT chest.", "CT thorax with contrast.", "Chest CT without contrast.", "Low-dose CT chest.")
+    return report(rng, exam, findings), ref, {"size_mm": size, "kind": kind, "effusion": effusion}
 
 
 def qa(rng: random.Random) -> tuple[str, str, dict]:
@@ -516,7 +443,7 @@ def qa(rng: random.Random) -> tuple[str, str, dict]:
     kind = rng.randrange(5)
     if kind == 0:
         cat = rng.choice(list(BIRADS_MEANING))
-        q = _pick(rng, f"What does BI-RADS {cat} mean?", f"What is the meaning of a BI-RADS {cat} assessment?",
+        q = pick(rng, f"What does BI-RADS {cat} mean?", f"What is the meaning of a BI-RADS {cat} assessment?",
                   f"Explain a BI-RADS category {cat}.", f"A mammogram is reported as BI-RADS {cat}. What does that mean?",
                   f"How should a BI-RADS {cat} result be understood?")
         return q, BIRADS_MEANING[cat], {"kind": "birads", "category": cat}
@@ -525,7 +452,7 @@ def qa(rng: random.Random) -> tuple[str, str, dict]:
         size = round(rng.uniform(3, 35), 1)
         solid = round(rng.uniform(1, size), 1) if nodule == "part-solid" else 0.0
         extra = f" with a {solid} mm solid component" if nodule == "part-solid" else ""
-        q = _pick(rng, f"What Lung-RADS category is a {size} mm {nodule} nodule{extra} on a baseline screening CT?",
+        q = pick(rng, f"What Lung-RADS category is a {size} mm {nodule} nodule{extra} on a baseline screening CT?",
                   f"A baseline LDCT shows a {nodule} {size} mm nodule{extra}. Which Lung-RADS category applies?",
                   f"Baseline lung screening: {nodule} nodule of {size} mm{extra}. Lung-RADS category?",
                   f"How is a {size} mm {nodule} nodule{extra} categorised by Lung-RADS at baseline screening?")
@@ -536,7 +463,7 @@ def qa(rng: random.Random) -> tuple[str, str, dict]:
         shape = rng.choice(list(rules.TIRADS_POINTS["shape"]))
         margin = rng.choice(list(rules.TIRADS_POINTS["margin"]))
         pts = rules.tirads_points(comp, echo, shape, margin, ("none",))
-        q = _pick(rng, f"Which ACR TI-RADS level is a {comp}, {echo}, {shape} thyroid nodule with {margin} margins "
+        q = pick(rng, f"Which ACR TI-RADS level is a {comp}, {echo}, {shape} thyroid nodule with {margin} margins "
                        "and no echogenic foci?",
                   f"A thyroid nodule is {comp} and {echo}, {shape}, with {margin} margins and no echogenic foci. "
                   "What is its TI-RADS level?",
@@ -545,209 +472,15 @@ def qa(rng: random.Random) -> tuple[str, str, dict]:
         return q, f"TI-RADS {rules.tirads_category(pts)} ({pts} points).", {"kind": "tirads"}
     if kind == 3:
         station = rng.choice(list(rules.N_STATIONS))
-        q = _pick(rng, f"In lung cancer, which N stage do involved {station} lymph nodes indicate?",
+        q = pick(rng, f"In lung cancer, which N stage do involved {station} lymph nodes indicate?",
                   f"What N category corresponds to {station} nodal involvement in lung cancer?",
                   f"Lung cancer with {station} nodal metastasis: which N stage?")
         return q, f"{rules.n_stage((station,))}.", {"kind": "n"}
     stenosis = rng.choice((0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100))
-    q = _pick(rng, f"What CAD-RADS category is a {stenosis}% maximal coronary stenosis?",
+    q = pick(rng, f"What CAD-RADS category is a {stenosis}% maximal coronary stenosis?",
               f"Coronary CTA shows {stenosis}% maximal stenosis. Which CAD-RADS category is it?",
               f"Which CAD-RADS category fits a maximal stenosis of {stenosis}%?")
     return q, f"CAD-RADS {rules.cadrads_category(stenosis)}.", {"kind": "cadrads"}
-
-
-# ------------------------------------------------------------------------ RADS
-
-
-def _until(rng: random.Random, draw, label_of, target: str):
-    """Features drawn until the rule gives ``target``: categories stay uniform whatever the features' odds
-    (TI-RADS TR2 is under 1 % of random feature sets)."""
-    for _ in range(100_000):
-        features = draw(rng)
-        if label_of(features) == target:
-            return features
-    raise RuntimeError(f"no feature set gives {target!r}")
-
-
-def _tirads_features(rng: random.Random):
-    comp = rng.choice(list(rules.TIRADS_POINTS["composition"]))
-    echo = rng.choice(rules.tirads_echogenicities(comp))
-    if comp == "cystic":
-        return comp, echo, "wider-than-tall", "smooth", ("none",)
-    shape = rng.choice(list(rules.TIRADS_POINTS["shape"]))
-    margin = rng.choice(list(rules.TIRADS_POINTS["margin"]))
-    foci = tuple(rng.sample(["macrocalcifications", "peripheral rim calcifications", "punctate echogenic foci"],
-                            rng.randint(0, 2))) or ("none",)
-    return comp, echo, shape, margin, foci
-
-
-def _tirads(rng: random.Random, target: str):
-    feats = _until(rng, _tirads_features, lambda f: rules.tirads_category(rules.tirads_points(*f)), target)
-    comp, echo, shape, margin, foci = feats
-    pts = rules.tirads_points(*feats)
-    foci_text = "no echogenic foci" if foci == ("none",) else " and ".join(foci)
-    size, side = _size(rng, rng.randint(5, 45)), rng.choice(SIDES)
-    pole = rng.choice(("upper pole", "lower pole", "mid", "interpolar"))
-    nodule = _pick(rng, f"{size} {comp} {echo} nodule in the {side} thyroid lobe, {shape}, {margin} margins, {foci_text}.",
-                   f"{side.capitalize()} lobe nodule measuring {size}: {comp}, {echo}, {shape}, margins {margin}, "
-                   f"{foci_text}.",
-                   f"A {comp} nodule of the {side} lobe ({size}) is {echo} and {shape} with {margin} margins and "
-                   f"{foci_text}.",
-                   f"In the {pole} {side} lobe there is a {comp}, {echo} nodule of {size}; it is {shape}, "
-                   f"with {margin} margins and {foci_text}.",
-                   f"{side.capitalize()} thyroid nodule ({pole}), {size}. Composition: {comp}. Echogenicity: "
-                   f"{echo}. Shape: {shape}. Margin: {margin}. Foci: {foci_text}.")
-    exam = _pick(rng, "Thyroid ultrasound.", "US thyroid.", "Ultrasound of the neck.", "Thyroid US.",
-                 "Ultrasound thyroid gland.", "Neck sonography.")
-    return (_report(rng, exam, [nodule] + _incidentals(rng, "neck", (1, 2))), f"TI-RADS {target}",
-            {"system": "TI-RADS", "features": [comp, echo, shape, margin, list(foci)], "points": pts})
-
-
-def _lungrads(rng: random.Random, target: str):
-    exam = _pick(rng, "Low-dose CT lung screening, baseline.", "LDCT chest, baseline screening.",
-                 "Lung cancer screening CT (baseline).", "Baseline low-dose screening CT of the chest.",
-                 "Initial lung cancer screening, low-dose CT.")
-    if target == "1":
-        return (_report(rng, exam, [_pick(rng, "No pulmonary nodules.", "The lungs are free of nodules.",
-                                         "No lung nodules are identified.")] + _incidentals(rng, "chest")),
-                "Lung-RADS 1", {"system": "Lung-RADS", "nodule": None})
-    def draw(rng):
-        kind = rng.choice(("solid", "part-solid", "ground-glass"))
-        size = round(rng.uniform(3, 40 if kind == "ground-glass" else 25), 1)
-        return kind, size, round(rng.uniform(1, size), 1) if kind == "part-solid" else 0.0
-
-    kind, size, solid = _until(rng, draw, lambda f: rules.lung_rads(*f), target)
-    words = {"solid": ("solid", "soft-tissue"), "part-solid": ("part-solid", "semi-solid"),
-             "ground-glass": ("ground-glass", "non-solid")}[kind]
-    word = rng.choice(words)
-    part = f" with a {_size(rng, solid)} solid component" if kind == "part-solid" else ""
-    lobe = rng.choice(r.LOBES)
-    nodule = _pick(rng, f"{word.capitalize()} nodule in the {lobe} measuring {_size(rng, size)}{part}.",
-                   f"There is a {_size(rng, size)} {word} nodule in the {lobe}{part}.",
-                   f"The largest nodule is {word}, in the {lobe}, {_size(rng, size)} in mean diameter{part}.")
-    return (_report(rng, exam, [nodule] + _incidentals(rng, "chest")), f"Lung-RADS {target}",
-            {"system": "Lung-RADS", "nodule": [kind, size, solid]})
-
-
-def _lirads(rng: random.Random, target: str):
-    size, aphe, feats = _until(rng, lambda rng: (rng.randint(5, 40), rng.random() < 0.6, frozenset(
-        rng.sample(rules.LIRADS_FEATURES, rng.randint(0, 3)))), lambda f: rules.lirads_category(*f), target)
-    synonyms = {"nonperipheral washout": ("nonperipheral washout", "washout appearance", "portal venous washout"),
-                "enhancing capsule": ("an enhancing capsule", "capsule appearance", "an enhancing capsule"),
-                "threshold growth": ("threshold growth", "threshold growth since the prior")}
-    feat_text = (" with " + ", ".join(rng.choice(synonyms[f]) for f in sorted(feats))) if feats else \
-        _pick(rng, " without washout, capsule or growth", " with no washout or capsule and no threshold growth")
-    aphe_text = (_pick(rng, "nonrim arterial phase hyperenhancement", "nonrim APHE") if aphe else
-                 _pick(rng, "no arterial phase hyperenhancement", "no APHE"))
-    segment = rng.choice(["II", "III", "IV", "V", "VI", "VII", "VIII"])
-    sz = _size(rng, size)
-    obs = _pick(rng, f"{sz} observation in segment {segment} with {aphe_text}{feat_text}.",
-                f"Segment {segment} observation measuring {sz} shows {aphe_text}{feat_text}.",
-                f"A {sz} lesion in hepatic segment {segment} demonstrates {aphe_text}{feat_text}.")
-    findings = [obs, _pick(rng, "Nodular liver contour.", "Splenomegaly.", "No ascites.", "Patent portal vein.",
-                           "Cirrhotic liver morphology.")]
-    if rng.random() < 0.2:  # a lung nodule in a liver report: the liver decides
-        findings.append(f"Incidental {_size(rng, rng.randint(3, 6))} nodule in the {rng.choice(r.LOBES)} at the lung bases.")
-    exam = _pick(rng, "MRI liver, cirrhosis surveillance.", "Multiphase CT abdomen in a patient with HBV cirrhosis.",
-                 "Liver MRI with contrast, HCC screening.", "Multiphasic liver CT.", "Gadoxetate-enhanced liver MRI.")
-    return (_report(rng, exam, findings), f"LI-RADS {target}",
-            {"system": "LI-RADS", "size_mm": size, "aphe": aphe, "features": sorted(feats)})
-
-
-def _birads(rng: random.Random, target: str):
-    if target == "2":
-        kind, feats = "simple cyst", ()
-    elif target == "6":
-        kind, feats = "biopsy-proven carcinoma", ()
-    else:
-        kind = "mass"
-        feats = _until(rng, lambda rng: tuple(rng.sample(list(rules.BIRADS_SUSPICIOUS), rng.randint(0, 4))),
-                       lambda f: rules.birads_category(kind, f), target)
-    desc = ", ".join(feats) if feats else ("oval, circumscribed" if kind == "mass" else "")
-    where = _pick(rng, f"{rng.choice(SIDES)} breast at {rng.randint(1, 12)} o'clock, {rng.randint(2, 9)} cm from the nipple",
-                  f"{rng.choice(('upper outer', 'upper inner', 'lower outer', 'lower inner'))} quadrant of the "
-                  f"{rng.choice(SIDES)} breast")
-    size = _size(rng, rng.randint(6, 30))
-    lesion = _pick(rng, f"{size} {kind}{(' with ' + desc) if desc else ''} in the {where}.",
-                   f"In the {where} there is a {size} {kind}{(' with ' + desc) if desc else ''}.",
-                   f"A {kind} is seen in the {where}, measuring {size}{('; ' + desc) if desc else ''}.")
-    exam = _pick(rng, "Diagnostic mammogram and ultrasound.", "Bilateral mammography with targeted US.",
-                 "Breast ultrasound.", "Diagnostic breast imaging.", "Targeted breast ultrasound.")
-    category = rules.birads_category(kind, feats)
-    return (_report(rng, exam, [lesion] + _incidentals(rng, "breast", (1, 2))), f"BI-RADS {category}",
-            {"system": "BI-RADS", "kind": kind, "features": list(feats)})
-
-
-_CAD_STENOSIS = {"0": (0,), "1": (10, 15, 20), "2": (25, 30, 40, 45), "3": (50, 55, 60, 65), "4A": (70, 75, 80, 90, 95),
-                 "5": (100,)}
-
-
-def _cadrads(rng: random.Random, target: str):
-    stenosis = rng.choice(_CAD_STENOSIS[target])
-    vessel = rng.choice(("proximal LAD", "mid LAD", "mid RCA", "proximal LCx", "first diagonal", "distal RCA",
-                         "left main", "obtuse marginal"))
-    if stenosis == 0:
-        lesion = _pick(rng, "No coronary plaque or stenosis.", "Coronary arteries are free of plaque and stenosis.")
-    elif stenosis == 100:
-        lesion = _pick(rng, f"Total occlusion of the {vessel}.", f"Maximal stenosis 100% in the {vessel} (total occlusion).")
-    else:
-        lesion = _pick(rng, f"Maximal stenosis {stenosis}% in the {vessel}.",
-                       f"{rng.choice(('Mixed', 'Calcified', 'Non-calcified'))} plaque in the {vessel} causing "
-                       f"{stenosis}% stenosis.", f"The {vessel} has a {stenosis}% maximal stenosis.")
-    other = [_pick(rng, f"Calcium score {rng.randint(0, 400)}.", "Right dominant circulation.", "Normal LV size.",
-                   "No pericardial effusion.")]
-    return (_report(rng, _pick(rng, "Coronary CT angiography.", "CCTA.", "CT coronary angiogram."), [lesion] + other),
-            f"CAD-RADS {rules.cadrads_category(stenosis)}", {"system": "CAD-RADS", "stenosis": stenosis})
-
-
-def _scored(system: str, phrases: dict[str, tuple[str, ...]], exams: tuple[str, ...], region: str):
-    def gen(rng: random.Random, target: str):
-        finding = rng.choice(phrases[target]).format(size=_size(rng, rng.randint(5, 40)), side=rng.choice(SIDES))
-        finding = finding[0].upper() + finding[1:] + "."
-        return (_report(rng, rng.choice(exams), [finding] + _incidentals(rng, region, (1, 2))), f"{system} {target}",
-                {"system": system})
-    return gen
-
-
-def _no_rads(rng: random.Random, target: str):
-    exam, finding = rng.choice((("CT head without contrast.", "No acute intracranial hemorrhage or mass effect."),
-                                ("Radiograph of the left wrist.", "Nondisplaced distal radius fracture."),
-                                ("MRI lumbar spine.", "Mild L4-L5 disc bulge without canal stenosis."),
-                                ("Chest radiograph.", "Lungs are clear. No pleural effusion."),
-                                ("CT abdomen and pelvis.", "Uncomplicated sigmoid diverticulitis."),
-                                ("MRI right knee.", "Complex tear of the medial meniscus."),
-                                ("Ultrasound of the kidneys.", "No hydronephrosis.")))
-    return _report(rng, exam, [finding]), NO_RADS, {"system": "none"}
-
-
-# system -> (generator taking the target category, the categories it draws uniformly, weight): the
-# systems in the published RADS training split's proportions, as the test split draws them
-RADS_TRAIN: dict[str, tuple] = {
-    "BI-RADS": (_birads, ("2", "3", "4A", "4B", "4C", "5", "6"), 3124),
-    "TI-RADS": (_tirads, ("TR1", "TR2", "TR3", "TR4", "TR5"), 1684),
-    "LI-RADS": (_lirads, ("LR-3", "LR-4", "LR-5"), 1544),
-    "PI-RADS": (_scored("PI-RADS", r.PIRADS_PHRASES, ("MRI prostate.", "Multiparametric prostate MRI.",
-                                                          "mpMRI of the prostate."), "pelvis"),
-                ("1", "2", "3", "4", "5"), 1275),
-    "O-RADS": (_scored("O-RADS", r.ORADS_PHRASES, ("Pelvic ultrasound.", "Transvaginal ultrasound.",
-                                                       "Pelvic US, transabdominal and transvaginal."), "pelvis"),
-               ("1", "2", "3", "4", "5"), 525),
-    "VI-RADS": (_scored("VI-RADS", r.VIRADS_PHRASES, ("MRI bladder.", "Multiparametric bladder MRI."), "pelvis"),
-                ("1", "2", "3", "4", "5"), 506),
-    "CAD-RADS": (_cadrads, ("0", "1", "2", "3", "4A", "5"), 377),
-    "NI-RADS": (_scored("NI-RADS", r.NIRADS_PHRASES, ("Post-treatment neck CT.", "Surveillance CT neck with contrast."),
-                        "neck"), ("1", "2", "3", "4"), 122),
-    "Lung-RADS": (_lungrads, ("1", "2", "3", "4A", "4B"), 121),
-    "GB-RADS": (_scored("GB-RADS", r.GBRADS_PHRASES, ("Gallbladder ultrasound.", "RUQ ultrasound."), "abdomen"),
-                ("1", "2", "3", "4", "5"), 77),
-    "none": (_no_rads, ("",), 190),
-}
-
-
-def rads(rng: random.Random) -> tuple[str, str, dict]:
-    system = rng.choices(list(RADS_TRAIN), [w for _, _, w in RADS_TRAIN.values()])[0]
-    gen, categories, _ = RADS_TRAIN[system]
-    return gen(rng, rng.choice(categories))
 
 
 GENERATORS: dict[str, Gen] = {
