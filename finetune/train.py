@@ -9,7 +9,9 @@ weights, leakage-checked), a JSONL log with tokens/s, and the adapter's manifest
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -183,10 +185,13 @@ def finetune(config: FinetuneConfig, *, resume: bool = False, progress: Callable
         refuse_overwrite(out, [source], flag="output")
         if source.resolve().is_relative_to(out.resolve()):
             raise UserError(f"output {out} holds the {name} {source}: choose an output folder of its own")
-    if (out / LOG).is_file() and not resume:
+    # under `accelerate launch` (or torchrun) every process runs this; the first one owns the output
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main and (out / LOG).is_file() and not resume:
         raise UserError(f"{out} holds an earlier run ({LOG}): add --resume to continue it, or choose another output")
     check_writable_dir(out)
-    with output_dir(out), locked_append(out / LOG, what="radlite finetune"):
+    lock = locked_append(out / LOG, what="radlite finetune") if main else contextlib.nullcontext()
+    with output_dir(out), lock:
         return _finetune(config, out, resume=resume, progress=progress, say=say)
 
 
@@ -254,7 +259,7 @@ def _finetune(config: FinetuneConfig, out: Path, *, resume: bool, progress: Call
     checkpoints = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if resume and not checkpoints:
         say(f"no checkpoint in {out / 'checkpoints'}: starting from step 0")
-    if resume:
+    if resume and trainer.is_world_process_zero():
         _trim_log(out / LOG, int(checkpoints[-1].name.split("-")[1]) if checkpoints else 0)
     train_out = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     val_loss = trainer.evaluate()["eval_loss"] if val else None
