@@ -69,6 +69,22 @@ def answer_loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch
     return loss / count
 
 
+class _KeepScaled(torch.autograd.Function):
+    """x where ``keep``, 0 elsewhere, times ``scale``; backward keeps the bool mask only (a byte an
+    element, as torch's dropout), not a float copy of it."""
+
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x.mul(scale).mul_(keep)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return grad.mul(ctx.scale).mul_(keep), None, None
+
+
 class NumpyDropout(torch.nn.Module):
     """``nn.Dropout(p)`` whose mask is 16 random bits per element from numpy's global generator (the
     Trainer seeds it and keeps its state in each checkpoint), compared with p's share of 2**16."""
@@ -85,7 +101,7 @@ class NumpyDropout(torch.nn.Module):
             return x
         bits = np.random.randint(0, KEEP_RESOLUTION, size=x.numel(), dtype=np.uint16).view(np.int16)
         keep = torch.from_numpy(bits).view(x.shape).to(x.device) >= self.threshold
-        return x * keep.to(x.dtype).mul_(self.scale)
+        return _KeepScaled.apply(x, keep, self.scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

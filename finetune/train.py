@@ -132,6 +132,8 @@ def _training_args(config: FinetuneConfig, out: Path, *, has_val: bool):
 
     # auto: where bf16 is native only; this 2-core Zen 2 runs bf16 autocast slower than f32
     bf16 = {"auto": native_bf16(), "true": True, "false": False}[str(config.bf16).lower()]
+    accelerator = torch.cuda.is_available() or torch.backends.mps.is_available() or (
+        hasattr(torch, "xpu") and torch.xpu.is_available())
     evaluate = bool(config.eval_every and has_val)
     return TrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=config.batch_size,
@@ -143,6 +145,8 @@ def _training_args(config: FinetuneConfig, out: Path, *, has_val: bool):
         bf16=bf16, report_to=[], seed=config.seed, data_seed=config.seed, remove_unused_columns=False,
         disable_tqdm=True, dataloader_pin_memory=torch.cuda.is_available(),
         prediction_loss_only=True,  # evaluation keeps the loss, not every batch's logits
+        # the Trainer refuses bf16 without a bf16 GPU unless told the CPU is what trains
+        use_cpu=bf16 and not accelerator,
         **_version_arguments(config),
     )
 
